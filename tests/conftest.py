@@ -8,26 +8,32 @@ unique key prefix (`unique_name`), so runs against a shared server never collide
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from services.platform.db import Database
-from services.platform.embedded import EmbeddedRedis, ensure_postgres, ensure_redis
+from services.platform.embedded import EmbeddedRedis, ensure_postgres, ensure_redis, stop_postgres
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url() -> Iterator[str]:
     """A PostgreSQL URL (plain `postgresql://`, psycopg/libpq syntax)."""
     from_env = os.environ.get("DATABASE_URL")
     if from_env:
-        return from_env
-    # stop_at_exit: the server stops when the test process exits (pgserver's atexit hook).
-    return ensure_postgres(tmp_path_factory.mktemp("postgres"), stop_at_exit=True)
+        yield from_env
+        return
+    # A directory of our own, not pytest's basetemp: see `embedded_postgres_root`.
+    with embedded_postgres_root() as root:
+        yield ensure_postgres(root / "postgres")
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +45,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ensure_redis(tmp_path_factory.mktemp("redis"))
     yield server.url
     server.stop()
+
+
+@contextlib.contextmanager
+def embedded_postgres_root() -> Iterator[Path]:
+    """A fresh directory for an embedded PostgreSQL, whose server is stopped and data removed.
+
+    Not under pytest's tmp_path: as root, PostgreSQL runs as a separate user, and each new
+    pytest session (another terminal, a concurrent run) resets /tmp/pytest-of-<user> to
+    0700, which would lock that user out of its own data directory mid-run.
+    """
+    root = Path(tempfile.mkdtemp(prefix="mesh-test-"))
+    try:
+        yield root
+    finally:
+        for data_dir in root.iterdir():
+            if (data_dir / "PG_VERSION").exists():
+                stop_postgres(data_dir)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

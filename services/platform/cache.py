@@ -107,11 +107,20 @@ class ProtoCache(Generic[M]):
             await self.delete(key)
             return None
 
-    async def set(self, key: str, message: M) -> None:
+    async def set(self, key: str, message: M, *, if_absent: bool = False) -> bool:
+        """Stores `message`; True when Redis took it.
+
+        `if_absent=True` (SET NX) is for readers filling a miss: a writer's fresher value,
+        stored meanwhile, must not be overwritten by what the reader loaded before it.
+        """
         try:
-            await self._redis.set(self.key(key), message.SerializeToString(), px=self._ttl_ms)
+            stored = await self._redis.set(
+                self.key(key), message.SerializeToString(), px=self._ttl_ms, nx=if_absent
+            )
         except RedisError as error:
             self._report("set", error)
+            return False
+        return bool(stored)
 
     async def delete(self, *keys: str) -> None:
         if not keys:

@@ -42,17 +42,18 @@ _STOP_TIMEOUT = 10.0
 
 
 def ensure_postgres(
-    data_dir: Path = DEFAULT_DATA_DIR / "postgres",
-    *,
-    database: str = DEFAULT_DATABASE,
-    stop_at_exit: bool = False,
+    data_dir: Path = DEFAULT_DATA_DIR / "postgres", *, database: str = DEFAULT_DATABASE
 ) -> str:
     """Start (or reuse) the embedded PostgreSQL in `data_dir`; return a URL to `database`.
 
     The URL uses a unix socket: `postgresql://postgres:@/<database>?host=<socket dir>`.
-    By default the server keeps running after this process exits (pgserver's
-    cleanup_mode=None) so restarts are instant and data survives; `stop_at_exit=True`
-    stops it when the last process that asked for it exits (what tests want).
+    The server keeps running after this process exits (pgserver's cleanup_mode=None), so
+    the next start is instant and the data survives; `stop_postgres` stops it.
+
+    Running as root, pgserver runs PostgreSQL as a dedicated `pgserver` user and opens
+    every directory above `data_dir` to it (o+rx): keep `data_dir` out of directories
+    whose permissions something else tightens (pytest resets /tmp/pytest-of-<user> to
+    0700 whenever a session starts).
     """
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers, CI).
@@ -60,15 +61,48 @@ def ensure_postgres(
         import pgserver
 
     data_dir = data_dir.resolve()
-    # get_server() creates only the last path component and races on it; do it ourselves.
     data_dir.mkdir(parents=True, exist_ok=True)
     # pgserver serialises start-up on one lock file per user, but its path follows
     # XDG_RUNTIME_DIR, which differs between shells, IDEs and CI; our own lock next to the
     # data directory (initdb wants the directory itself empty) holds whatever the env says.
-    with _file_lock(data_dir.parent / f".{data_dir.name}.lock"):
-        server = pgserver.get_server(data_dir, cleanup_mode="stop" if stop_at_exit else None)
+    with _file_lock(_postgres_lock_path(data_dir)):
+        # The constructor, not get_server(): get_server() returns a handle cached in this
+        # process even after the server was stopped, while the constructor always checks
+        # that the server runs and starts it if not.
+        server = pgserver.PostgresServer(data_dir, cleanup_mode=None)
         _ensure_database(server.get_uri(), database)
     return server.get_uri(database)
+
+
+def stop_postgres(data_dir: Path = DEFAULT_DATA_DIR / "postgres") -> None:
+    """Fast shutdown of the embedded PostgreSQL in `data_dir`, if it runs; waits for exit.
+
+    Fast shutdown (SIGINT) rolls back open transactions, checkpoints and exits cleanly.
+    """
+    data_dir = data_dir.resolve()
+    with _file_lock(_postgres_lock_path(data_dir)):
+        pid = _postmaster_pid(data_dir)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        if not _wait_until_dead(pid, _STOP_TIMEOUT * 3):
+            raise RuntimeError(f"embedded postgres (pid {pid}) did not stop")
+
+
+def _postgres_lock_path(data_dir: Path) -> Path:
+    return data_dir.parent / f".{data_dir.name}.lock"
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """The running postmaster's pid from postmaster.pid, or None."""
+    try:
+        first_line = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first_line)
+    except (OSError, ValueError):
+        return None
+    # A negative pid is a standalone backend (initdb, single-user mode), not a server.
+    return pid if pid > 0 and _is_alive(pid) else None
 
 
 def _ensure_database(admin_url: str, database: str) -> None:

@@ -13,6 +13,7 @@ from typing import Final
 
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
+
 from mesh.options.v1 import policy_pb2
 
 # Infrastructure services that live outside the contract and carry no policy option. Health

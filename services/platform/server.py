@@ -27,8 +27,8 @@ import grpc.aio
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from mesh.options.v1 import policy_pb2
 
+from mesh.options.v1 import policy_pb2
 from services.platform.identity import (
     JwksKeySource,
     KeySource,

@@ -21,13 +21,13 @@ import grpc.aio
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+
 from mesh.notification.v1 import (
     notification_pb2,
     notification_service_pb2,
     notification_service_pb2_grpc,
 )
 from mesh.user.v1 import user_pb2, user_service_pb2, user_service_pb2_grpc
-
 from services.platform.errors import AlreadyExists, FailedPrecondition, Unavailable
 from services.platform.identity import KeySource, StaticKeySource, require_caller
 from services.platform.server import Service, create_server, shutdown

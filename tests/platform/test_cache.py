@@ -148,8 +148,12 @@ async def test_hung_redis_times_out_quickly(silent_server: str) -> None:
 
 async def test_pool_is_bounded_and_callers_wait_briefly(redis_url: str, unique_name: str) -> None:
     client = create_redis(redis_url, max_connections=1, pool_timeout=0.1)
+
     # The only connection is busy with a blocking pop for 0.3s (under the socket timeout)...
-    blocked = asyncio.create_task(client.blpop([f"{unique_name}:never"], timeout=0.3))
+    async def pop() -> object:
+        return await client.blpop([f"{unique_name}:never"], timeout=0.3)
+
+    blocked = asyncio.create_task(pop())
     await asyncio.sleep(0.05)
     # ...so a second caller gives up after pool_timeout instead of opening another one.
     with pytest.raises(RedisConnectionError):

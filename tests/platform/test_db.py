@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, Table, Text, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateSchema
 
 from services.platform.db import Database, UnitOfWork, create_engine, to_psycopg_url
 
@@ -48,42 +50,44 @@ async def test_engine_reaches_the_database(database_url: str) -> None:
 
 
 @pytest.fixture
-async def notes(database: Database, unique_schema: str) -> str:
+async def notes(database: Database, unique_schema: str) -> Table:
     """A fresh table `<schema>.notes` for unit-of-work tests."""
+    table = Table("notes", MetaData(schema=unique_schema), Column("body", Text, primary_key=True))
     async with database.engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{unique_schema}"'))
-        await connection.execute(
-            text(f'CREATE TABLE "{unique_schema}".notes (body text PRIMARY KEY)')
-        )
-    return f'"{unique_schema}".notes'
+        await connection.execute(CreateSchema(unique_schema))
+        await connection.run_sync(table.metadata.create_all)
+    return table
 
 
-async def _bodies(database: Database, table: str) -> list[str]:
+async def _bodies(database: Database, notes: Table) -> list[str]:
     async with database.uow() as tx:
-        rows = await tx.session.execute(text(f"SELECT body FROM {table} ORDER BY body"))
-        return list(rows.scalars())
+        rows = await tx.session.scalars(select(notes.c.body).order_by(notes.c.body))
+        return list(rows)
 
 
-async def test_unit_of_work_commits_on_success(database: Database, notes: str) -> None:
+async def test_unit_of_work_commits_on_success(database: Database, notes: Table) -> None:
     async with database.uow() as tx:
-        await tx.session.execute(text(f"INSERT INTO {notes} VALUES ('kept')"))
+        await tx.session.execute(insert(notes).values(body="kept"))
     assert await _bodies(database, notes) == ["kept"]
 
 
-async def test_unit_of_work_rolls_back_on_exception(database: Database, notes: str) -> None:
-    with pytest.raises(RuntimeError, match="boom"):
+async def test_unit_of_work_rolls_back_on_exception(database: Database, notes: Table) -> None:
+    async def write_then_fail() -> None:
         async with database.uow() as tx:
-            await tx.session.execute(text(f"INSERT INTO {notes} VALUES ('lost')"))
+            await tx.session.execute(insert(notes).values(body="lost"))
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await write_then_fail()
     assert await _bodies(database, notes) == []
 
 
-async def test_unit_of_work_rolls_back_on_cancellation(database: Database, notes: str) -> None:
+async def test_unit_of_work_rolls_back_on_cancellation(database: Database, notes: Table) -> None:
     inserted = asyncio.Event()
 
     async def write_then_hang() -> None:
         async with database.uow() as tx:
-            await tx.session.execute(text(f"INSERT INTO {notes} VALUES ('cancelled')"))
+            await tx.session.execute(insert(notes).values(body="cancelled"))
             inserted.set()
             await asyncio.Event().wait()
 
@@ -96,14 +100,16 @@ async def test_unit_of_work_rolls_back_on_cancellation(database: Database, notes
 
 
 async def test_failed_commit_propagates_and_releases_the_connection(
-    database: Database, notes: str
+    database: Database, notes: Table
 ) -> None:
-    async with database.uow() as tx:
-        await tx.session.execute(text(f"INSERT INTO {notes} VALUES ('dup')"))
-    for _ in range(3):  # more attempts than the pool has connections: none may leak
-        with pytest.raises(Exception, match="duplicate key"):
-            async with database.uow() as tx:
-                await tx.session.execute(text(f"INSERT INTO {notes} VALUES ('dup')"))
+    async def write(body: str) -> None:
+        async with database.uow() as tx:
+            await tx.session.execute(insert(notes).values(body=body))
+
+    await write("dup")
+    for _ in range(6):  # more attempts than the pool has connections: none may leak
+        with pytest.raises(IntegrityError, match="duplicate key"):
+            await write("dup")
     assert await _bodies(database, notes) == ["dup"]
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,24 +11,16 @@ import psycopg
 import pytest
 import redis
 
-from services.platform.embedded import EmbeddedRedis, ensure_postgres, ensure_redis, resolve_urls
+from services.platform.embedded import (
+    EmbeddedRedis,
+    ensure_postgres,
+    ensure_redis,
+    resolve_urls,
+    stop_postgres,
+)
+from tests.conftest import embedded_postgres_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _stop_postgres(data_dir: Path) -> None:
-    """Fast shutdown of the postmaster serving `data_dir` (pgserver leaves it running)."""
-    pid_file = data_dir / "postmaster.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text().splitlines()[0])
-    try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def _run_in_parallel(code: str, copies: int) -> list[str]:
@@ -54,10 +43,14 @@ def _run_in_parallel(code: str, copies: int) -> list[str]:
 
 
 @pytest.fixture
-def postgres_dir(tmp_path: Path) -> Iterator[Path]:
-    data_dir = tmp_path / "pg"
-    yield data_dir
-    _stop_postgres(data_dir)
+def postgres_root() -> Iterator[Path]:
+    with embedded_postgres_root() as root:
+        yield root
+
+
+@pytest.fixture
+def postgres_dir(postgres_root: Path) -> Path:
+    return postgres_root / "pg"
 
 
 def test_postgres_starts_with_a_usable_database(postgres_dir: Path) -> None:
@@ -68,6 +61,19 @@ def test_postgres_starts_with_a_usable_database(postgres_dir: Path) -> None:
         assert connection.execute("SELECT current_database()").fetchone() == ("mesh",)
     # Asking again reuses the running server.
     assert ensure_postgres(postgres_dir) == url
+
+
+def test_postgres_stops_and_starts_again_with_its_data(postgres_dir: Path) -> None:
+    url = ensure_postgres(postgres_dir)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE kept (id int)")
+    stop_postgres(postgres_dir)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2).close()
+    stop_postgres(postgres_dir)  # already stopped: nothing to do
+    assert ensure_postgres(postgres_dir) == url
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT to_regclass('kept') IS NOT NULL").fetchone() == (True,)
 
 
 def test_postgres_survives_its_starter_and_keeps_data(postgres_dir: Path) -> None:
@@ -169,8 +175,8 @@ def test_resolve_urls_prefers_the_environment(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing was started
 
 
-def test_resolve_urls_starts_embedded_servers_when_unset(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_resolve_urls_starts_embedded_servers_when_unset(postgres_root: Path) -> None:
+    data_dir = postgres_root / "data"
     try:
         database_url, redis_url = resolve_urls({"DATABASE_URL": "", "REDIS_URL": ""}, data_dir)
         with psycopg.connect(database_url) as connection:
@@ -180,4 +186,4 @@ def test_resolve_urls_starts_embedded_servers_when_unset(tmp_path: Path) -> None
         assert (data_dir / "redis" / "redis.conf").exists()
     finally:
         EmbeddedRedis(data_dir / "redis").stop()
-        _stop_postgres(data_dir / "postgres")
+        stop_postgres(data_dir / "postgres")

@@ -16,9 +16,9 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2, error_details_pb2  # type: ignore[import-untyped, unused-ignore]
 from grpc_status import rpc_status
+
 from mesh.notification.v1 import notification_service_pb2
 from mesh.user.v1 import user_pb2, user_service_pb2
-
 from services.platform.identity import JwksKeySource, StaticKeySource, UnknownKey
 from tests.platform.servicer_fixture import (
     AUDIENCE,

@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from mesh.user.v1 import user_service_pb2
 
+from mesh.user.v1 import user_service_pb2
 from services.platform.logging import (
     REDACTED,
     JsonFormatter,

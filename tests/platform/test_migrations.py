@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from services.platform.migrations import (
     MigrationLockTimeout,
@@ -31,7 +32,8 @@ def _tables(database_url: str, schema: str) -> set[str]:
 
 def _versions(database_url: str, schema: str) -> list[str]:
     with psycopg.connect(database_url) as connection:
-        rows = connection.execute(f'SELECT version_num FROM "{schema}".alembic_version').fetchall()
+        query = sql.SQL("SELECT version_num FROM {}.alembic_version").format(sql.Identifier(schema))
+        rows = connection.execute(query).fetchall()
     return [row[0] for row in rows]
 
 
@@ -52,11 +54,16 @@ def test_applies_every_revision_to_an_empty_schema(database_url: str, unique_sch
 def test_rerun_is_a_no_op(database_url: str, unique_schema: str) -> None:
     run_migrations(database_url, unique_schema, VERSIONS)
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(f"INSERT INTO \"{unique_schema}\".widgets (name) VALUES ('kept')")
+        connection.execute(
+            sql.SQL("INSERT INTO {}.widgets (name) VALUES ('kept')").format(
+                sql.Identifier(unique_schema)
+            )
+        )
     assert run_migrations(database_url, unique_schema, VERSIONS) == ("0002",)
     assert _versions(database_url, unique_schema) == ["0002"]
     with psycopg.connect(database_url) as connection:
-        count = connection.execute(f'SELECT count(*) FROM "{unique_schema}".widgets').fetchone()
+        query = sql.SQL("SELECT count(*) FROM {}.widgets").format(sql.Identifier(unique_schema))
+        count = connection.execute(query).fetchone()
     assert count == (1,)
 
 

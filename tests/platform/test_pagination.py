@@ -5,11 +5,11 @@ import base64
 import pytest
 
 from services.platform.errors import InvalidArgument
-from services.platform.pagination import PageTokenCodec, clamp_page_size
+from services.platform.pagination import Cursor, PageTokenCodec, clamp_page_size
 
 SECRET = b"s" * 32
-REQUEST = {"parent": "users/1", "filter": "state = ACTIVE", "page_size": 10}
-CURSOR = {"created_at": "2026-01-02T03:04:05.000006+00:00", "id": 42}
+REQUEST: dict[str, object] = {"parent": "users/1", "filter": "state = ACTIVE", "page_size": 10}
+CURSOR: Cursor = {"created_at": "2026-01-02T03:04:05.000006+00:00", "id": 42}
 
 
 def _assert_bad_token(error: InvalidArgument, words: str) -> None:

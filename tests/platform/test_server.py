@@ -12,8 +12,8 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from mesh.user.v1 import user_service_pb2, user_service_pb2_grpc
 
+from mesh.user.v1 import user_service_pb2, user_service_pb2_grpc
 from services.platform.server import create_server, serve, shutdown
 from tests.platform.servicer_fixture import (
     SLOW_USER_ID,

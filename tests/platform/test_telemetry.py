@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from mesh.user.v1 import user_service_pb2
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -16,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from mesh.user.v1 import user_service_pb2
 from services.platform.logging import JsonFormatter
 from services.platform.telemetry import Telemetry, setup_telemetry
 from tests.platform.servicer_fixture import (

@@ -22,8 +22,8 @@ from functools import partial
 from typing import Any
 
 import grpc
-from mesh.options.v1 import policy_pb2
 
+from mesh.options.v1 import policy_pb2
 from services.platform.errors import PermissionDenied, Unauthenticated
 from services.platform.identity import Caller, TokenVerifier, bearer_token, caller_scope
 from services.platform.interceptors import Context, Scope, ScopedInterceptor
