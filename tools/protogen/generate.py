@@ -15,7 +15,10 @@ PYTHON_ROOTS = ("mesh", "buf")
 
 # Later stages that render documents from the descriptor set: (module, function). Each takes
 # (descriptor_set_path, generated_dir) and writes its files under generated/.
-RENDERERS: tuple[tuple[str, str], ...] = (("tools.protogen.openapi", "render"),)
+RENDERERS: tuple[tuple[str, str], ...] = (
+    ("tools.protogen.openapi", "render"),
+    ("tools.edge", "render"),  # generated/envoy.yaml from the policy options (envoy/)
+)
 
 
 def _without_services(pyi_or_py: Path) -> bool:
