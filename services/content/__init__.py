@@ -1,0 +1,1 @@
+"""The content service: posts and comments, with events through the transactional outbox."""
