@@ -1,0 +1,1 @@
+"""The notification service: notifications from domain events, listed, marked read, streamed."""

@@ -1,0 +1,176 @@
+"""Notification replicas on port 0 over a fresh schema, fed by a real outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+import pytest
+import sqlalchemy as sa
+
+from mesh.notification.v1 import notification_service_pb2_grpc
+from mesh.user.v1 import events_pb2 as user_events
+from services.notification.bootstrap import MIGRATIONS, NotificationApp, bootstrap
+from services.notification.email import SmtpConfig
+from services.platform import outbox
+from services.platform.db import Database
+from services.platform.migrations import run_migrations_async
+from services.platform.server import create_server, shutdown
+from services.platform.settings import Settings
+from tests.platform.servicer_fixture import AUDIENCE, ISSUER, SigningKey
+
+PAGE_SECRET = "test-page-token-secret-0123456789abcdef"
+
+
+@dataclass
+class Replica:
+    app: NotificationApp
+    stub: notification_service_pb2_grpc.NotificationServiceAsyncStub
+    server: grpc.aio.Server
+    channel: grpc.aio.Channel
+
+
+@dataclass
+class Env:
+    database: Database
+    database_url: str
+    redis_url: str
+    schema: str
+    user_schema: str
+    keys: SigningKey
+    prefix: str
+
+    @property
+    def user_stream(self) -> str:
+        return f"{self.prefix}.events.user"
+
+    @property
+    def content_stream(self) -> str:
+        return f"{self.prefix}.events.content"
+
+    def auth(self, user_id: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.keys.token(user_id)}"),)
+
+    def relay(self, redis: object, *, stream: str | None = None, **kw: float) -> outbox.OutboxRelay:
+        return outbox.OutboxRelay(
+            self.database,
+            redis,
+            self.user_schema,
+            stream or self.user_stream,  # type: ignore[arg-type]
+            poll_interval=kw.get("poll_interval", 0.05),
+            max_backoff=kw.get("max_backoff", 0.3),
+        )
+
+    async def sign_up(self, user_id: str | None = None, email: str = "") -> str:
+        """A user.created event written to the user outbox, as the user service does."""
+        user_id = user_id or str(uuid.uuid4())
+        event = user_events.UserCreatedEvent(
+            user_id=user_id, email=email or f"{user_id[:8]}@example.com", display_name="Ada"
+        )
+        async with self.database.uow() as tx:
+            await outbox.add_event(
+                tx.session, outbox.new_envelope("user.created", "user", event), self.user_schema
+            )
+        return user_id
+
+    async def count(self, where: str = "true") -> int:
+        async with self.database.uow() as tx:
+            result = await tx.session.execute(
+                sa.text(f'SELECT count(*) FROM "{self.schema}".notifications WHERE {where}')  # noqa: S608
+            )
+            return int(result.scalar_one())
+
+    @asynccontextmanager
+    async def replica(
+        self,
+        *,
+        consume: bool = True,
+        smtp_port: int | None = None,
+        claim_min_idle: float = 5.0,
+        redis_url: str | None = None,
+        group: str = "notification",
+    ) -> AsyncIterator[Replica]:
+        app = bootstrap(
+            database=self.database,
+            redis_url=redis_url or self.redis_url,
+            page_token_secret=PAGE_SECRET.encode(),
+            schema=self.schema,
+            smtp=SmtpConfig("127.0.0.1", smtp_port) if smtp_port else None,
+            heartbeat_interval=0.5,
+            claim_min_idle=claim_min_idle,
+            channel_prefix=f"{self.prefix}:live",
+            streams=(self.user_stream, self.content_stream),
+            group=group,
+            email_poll_interval=0.05,
+            email_base_backoff=0.1,
+        )
+        app.hub.start()
+        if consume:
+            app.consumer.start()
+        if app.email is not None:
+            app.email.start()
+        settings = Settings.from_env(
+            "notification",
+            {"PAGE_TOKEN_SECRET": PAGE_SECRET, "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE},
+        )
+        server, port = await create_server(
+            settings, [app.service], key_source=self.keys.key_source()
+        )
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            yield Replica(
+                app, notification_service_pb2_grpc.NotificationServiceStub(channel), server, channel
+            )
+        finally:
+            await channel.close(None)
+            await shutdown(server, 0.5, draining=[app.hub.drain])
+            await app.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def create_user_outbox(database_url: str, schema: str) -> None:
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            metadata = sa.MetaData()
+            outbox.outbox_table(schema, metadata)
+            metadata.create_all(connection)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+async def env(database_url: str, redis_url: str, unique_schema: str) -> AsyncIterator[Env]:
+    user_schema = f"{unique_schema}_u"
+    await run_migrations_async(database_url, unique_schema, MIGRATIONS)
+    await asyncio.to_thread(create_user_outbox, database_url, user_schema)
+    database = Database.connect(database_url, pool_size=8, max_overflow=8)
+    try:
+        yield Env(
+            database,
+            database_url,
+            redis_url,
+            unique_schema,
+            user_schema,
+            SigningKey(),
+            unique_schema,
+        )
+    finally:
+        async with database.uow() as tx:
+            await tx.session.execute(sa.text(f'DROP SCHEMA IF EXISTS "{user_schema}" CASCADE'))
+        await database.dispose()
