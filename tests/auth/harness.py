@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import psycopg
-from mesh.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from psycopg import sql
 
+from mesh.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from services.auth.bootstrap import AuthApp, bootstrap
 from services.auth.settings import AuthSettings
 from services.auth.store import connect
@@ -59,7 +59,7 @@ class RunningAuth:
 
     @property
     def stub(self) -> auth_service_pb2_grpc.AuthServiceAsyncStub:
-        return auth_service_pb2_grpc.AuthServiceStub(self.channel)  # type: ignore[return-value]
+        return auth_service_pb2_grpc.AuthServiceStub(self.channel)
 
     async def login(self, email: str, password: str) -> auth_service_pb2.LoginResponse:
         return await self.stub.Login(

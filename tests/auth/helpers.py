@@ -10,8 +10,8 @@ import grpc.aio
 import pytest
 from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
 from grpc_status import rpc_status
-from mesh.auth.v1 import auth_service_pb2
 
+from mesh.auth.v1 import auth_service_pb2
 from tests.auth.harness import RunningAuth
 
 PASSWORD = "a-long-and-unusual-passphrase"

@@ -6,8 +6,8 @@ import asyncio
 
 import grpc
 import jwt
-from mesh.auth.v1 import auth_service_pb2
 
+from mesh.auth.v1 import auth_service_pb2
 from services.platform.identity import JwksKeySource, TokenVerifier
 from services.platform.jwks import grpc_jwks_fetch
 from tests.auth.harness import RunningAuth
@@ -27,7 +27,8 @@ async def test_login_returns_verifiable_tokens(auth: RunningAuth) -> None:
 
     assert response.token_type == "Bearer"
     assert 0 < response.expires_in <= 900
-    assert response.refresh_token and "." not in response.refresh_token  # opaque, not a JWT
+    assert response.refresh_token
+    assert "." not in response.refresh_token
     header = jwt.get_unverified_header(response.access_token)
     assert header["alg"] == "EdDSA"
     assert header["kid"]
@@ -93,13 +94,17 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(auth: RunningAuth) -
     assert second.access_token != first.access_token
 
     reused = await rpc_error(
-        auth.stub.RefreshToken(auth_service_pb2.RefreshTokenRequest(refresh_token=first.refresh_token))
+        auth.stub.RefreshToken(
+            auth_service_pb2.RefreshTokenRequest(refresh_token=first.refresh_token)
+        )
     )
     assert reused.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(reused) == "TOKEN_REUSED"
     # The thief's (or the victim's) newer token died with its family.
     revoked = await rpc_error(
-        auth.stub.RefreshToken(auth_service_pb2.RefreshTokenRequest(refresh_token=second.refresh_token))
+        auth.stub.RefreshToken(
+            auth_service_pb2.RefreshTokenRequest(refresh_token=second.refresh_token)
+        )
     )
     assert revoked.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(revoked) == "INVALID_TOKEN"
@@ -138,7 +143,9 @@ async def test_logout_revokes_the_family(auth: RunningAuth) -> None:
         metadata=bearer(rotated.access_token),
     )
     error = await rpc_error(
-        auth.stub.RefreshToken(auth_service_pb2.RefreshTokenRequest(refresh_token=rotated.refresh_token))
+        auth.stub.RefreshToken(
+            auth_service_pb2.RefreshTokenRequest(refresh_token=rotated.refresh_token)
+        )
     )
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     # Idempotent: logging out again is fine.
@@ -157,7 +164,9 @@ async def test_logout_needs_a_token_and_the_owner(auth: RunningAuth) -> None:
 
     anonymous = await rpc_error(auth.stub.Logout(request))
     assert anonymous.code() == grpc.StatusCode.UNAUTHENTICATED
-    foreign = await rpc_error(auth.stub.Logout(request, metadata=bearer(mallory_login.access_token)))
+    foreign = await rpc_error(
+        auth.stub.Logout(request, metadata=bearer(mallory_login.access_token))
+    )
     assert foreign.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -171,6 +180,8 @@ async def test_disabled_credential_cannot_log_in_or_refresh(auth: RunningAuth) -
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(error) == "INVALID_CREDENTIALS"
     refresh = await rpc_error(
-        auth.stub.RefreshToken(auth_service_pb2.RefreshTokenRequest(refresh_token=login.refresh_token))
+        auth.stub.RefreshToken(
+            auth_service_pb2.RefreshTokenRequest(refresh_token=login.refresh_token)
+        )
     )
     assert refresh.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from mesh.auth.v1 import auth_service_pb2
 from psycopg import sql
 
+from mesh.auth.v1 import auth_service_pb2
 from services.platform.passwords import OWASP_PARAMS, PasswordHasher
 from tests.auth.harness import RunningAuth, running_auth
 from tests.auth.helpers import PASSWORD, bad_fields, error_reason, new_credential, rpc_error

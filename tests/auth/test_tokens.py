@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from mesh.auth.v1 import auth_service_pb2
 
+from mesh.auth.v1 import auth_service_pb2
 from services.auth.keys import KeyRing, TokenIssuer, rotate_keys
 from services.platform.identity import JwksKeySource, TokenVerifier
 from services.platform.jwks import grpc_jwks_fetch
@@ -45,7 +45,7 @@ async def test_expired_token_is_rejected(auth: RunningAuth, keys_dir: Path) -> N
 
 
 async def test_token_signed_by_an_unknown_key_is_rejected(auth: RunningAuth) -> None:
-    user_id, email = await new_credential(auth)
+    _user_id, email = await new_credential(auth)
     genuine = await auth.login(email, PASSWORD)
     claims = jwt.decode(genuine.access_token, options={"verify_signature": False})
     kid = jwt.get_unverified_header(genuine.access_token)["kid"]
@@ -64,7 +64,10 @@ async def test_alg_none_is_rejected(auth: RunningAuth) -> None:
     claims = jwt.decode(genuine.access_token, options={"verify_signature": False})
     header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": kid}).encode())
     payload = _b64(json.dumps(claims).encode())
-    for token in (f"{header}.{payload}.", f"{header}.{payload}.{genuine.access_token.split('.')[2]}"):
+    for token in (
+        f"{header}.{payload}.",
+        f"{header}.{payload}.{genuine.access_token.split('.')[2]}",
+    ):
         error = await logout_with(auth, token)
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
@@ -84,7 +87,10 @@ async def test_tampered_payload_is_rejected(auth: RunningAuth) -> None:
 async def test_wrong_audience_and_issuer_are_rejected(auth: RunningAuth, keys_dir: Path) -> None:
     user_id, _ = await new_credential(auth)
     ring = KeyRing(keys_dir, retention=960)
-    for issuer, audience in (("https://auth.mesh.dev", "other.dev"), ("https://evil.dev", "mesh.dev")):
+    for issuer, audience in (
+        ("https://auth.mesh.dev", "other.dev"),
+        ("https://evil.dev", "mesh.dev"),
+    ):
         token = TokenIssuer(ring, issuer=issuer, audience=audience, ttl_seconds=900).issue(
             user_id, ["user"]
         )
