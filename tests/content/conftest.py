@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -60,45 +61,64 @@ def new_user() -> str:
     return str(uuid.uuid4())
 
 
+@asynccontextmanager
+async def running_content(
+    database_url: str,
+    redis_url: str,
+    schema: str,
+    *,
+    stream: str | None = None,
+    keys: SigningKey | None = None,
+) -> AsyncIterator[ContentMesh]:
+    """A content server over `schema` (migrated here), beside a real user service.
+
+    Its events go to `stream` (default: a stream named after the schema, so tests sharing
+    one Redis never mix their events); the relay is not started here.
+    """
+    await run_migrations_async(database_url, schema, MIGRATIONS)
+    keys = keys or SigningKey()
+    database = Database.connect(database_url, pool_size=4)
+    redis = create_redis(redis_url)
+    try:
+        async with running_server(
+            [user_service(UserServicer())], key_source=keys.key_source()
+        ) as users:
+            authors = GrpcUserDirectory(f"127.0.0.1:{users.port}", timeout=1.5)
+            app = bootstrap(
+                database=database,
+                redis=redis,
+                authors=authors,
+                page_token_secret=PAGE_SECRET.encode(),
+                schema=schema,
+                stream=stream or f"{schema}.events.content",
+                relay_poll_interval=0.05,
+            )
+            server, port = await create_server(
+                content_settings(), [app.service], key_source=keys.key_source()
+            )
+            await server.start()
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            try:
+                yield ContentMesh(
+                    content_service_pb2_grpc.ContentServiceStub(channel),
+                    keys,
+                    app,
+                    schema,
+                    database,
+                    users.port,
+                )
+            finally:
+                await channel.close(None)
+                await shutdown(server, 0)
+                await authors.close()
+    finally:
+        await redis.aclose()
+        await database.dispose()
+
+
 @pytest.fixture
 async def content(
     database_url: str, redis_url: str, unique_schema: str
 ) -> AsyncIterator[ContentMesh]:
-    await run_migrations_async(database_url, unique_schema, MIGRATIONS)
-    keys = SigningKey()
-    database = Database.connect(database_url, pool_size=4)
-    redis = create_redis(redis_url)
-    async with running_server(
-        [user_service(UserServicer())], key_source=keys.key_source()
-    ) as users:
-        authors = GrpcUserDirectory(f"127.0.0.1:{users.port}", timeout=1.5)
-        app = bootstrap(
-            database=database,
-            redis=redis,
-            authors=authors,
-            page_token_secret=PAGE_SECRET.encode(),
-            schema=unique_schema,
-            # A stream of the test's own: the shared Redis must not mix tests' events.
-            stream=f"{unique_schema}.events.content",
-            relay_poll_interval=0.05,
-        )
-        server, port = await create_server(
-            content_settings(), [app.service], key_source=keys.key_source()
-        )
-        await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        try:
-            yield ContentMesh(
-                content_service_pb2_grpc.ContentServiceStub(channel),
-                keys,
-                app,
-                unique_schema,
-                database,
-                users.port,
-            )
-        finally:
-            await channel.close(None)
-            await shutdown(server, 0)
-            await authors.close()
-    await redis.aclose()
-    await database.dispose()
+    async with running_content(database_url, redis_url, unique_schema) as mesh:
+        yield mesh

@@ -98,3 +98,32 @@ async def test_comments_list_oldest_first_paginated(content: ContentMesh) -> Non
         )
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_bad_comment_input_names_the_field(content: ContentMesh) -> None:
+    author = new_user()
+    post = await create(content, author)
+    user = content.auth(author)
+    cases = [
+        (pb.CreateCommentRequest(post_id="nope", comment=post_pb2.Comment(body="x")), "post_id"),
+        (pb.CreateCommentRequest(post_id=post.id, comment=post_pb2.Comment(body=" ")), "comment"),
+        (
+            pb.CreateCommentRequest(
+                post_id=post.id, comment=post_pb2.Comment(body="x"), request_id="x"
+            ),
+            "request_id",
+        ),
+    ]
+    for request, field in cases:
+        error = await rpc_error(content.stub.CreateComment(request, metadata=user))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        fields = [v.field for v in details(error)[1]["BadRequest"].field_violations]
+        assert any(f.startswith(field) for f in fields), (field, fields)
+    error = await rpc_error(
+        content.stub.ListComments(
+            pb.ListCommentsRequest(post_id=post.id, page_token="forged"), metadata=user
+        )
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in details(error)[1]["BadRequest"].field_violations] == ["page_token"]
+    assert await count(content, "comments") == 0

@@ -189,6 +189,7 @@ async def test_user_service_down_is_unavailable_and_writes_nothing(content: Cont
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert details(error)[1]["ErrorInfo"].reason == "USER_SERVICE_UNAVAILABLE"
     assert await count(content, "posts") == 0
+    assert await count(content, "outbox") == 0
 
 
 async def test_bad_input_names_the_field(content: ContentMesh) -> None:
