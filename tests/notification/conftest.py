@@ -13,16 +13,20 @@ import grpc
 import grpc.aio
 import pytest
 import sqlalchemy as sa
+from redis.asyncio import Redis
 
 from mesh.notification.v1 import notification_service_pb2_grpc
 from mesh.user.v1 import events_pb2 as user_events
 from services.notification.bootstrap import MIGRATIONS, NotificationApp, bootstrap
 from services.notification.email import SmtpConfig
 from services.platform import outbox
+from services.platform.cache import create_redis
 from services.platform.db import Database
+from services.platform.events import DEAD_LETTER_SUFFIX
 from services.platform.migrations import run_migrations_async
 from services.platform.server import create_server, shutdown
 from services.platform.settings import Settings
+from tests.content.conftest import ContentMesh, running_content
 from tests.platform.servicer_fixture import AUDIENCE, ISSUER, SigningKey
 
 PAGE_SECRET = "test-page-token-secret-0123456789abcdef"
@@ -34,6 +38,7 @@ class Replica:
     stub: notification_service_pb2_grpc.NotificationServiceAsyncStub
     server: grpc.aio.Server
     channel: grpc.aio.Channel
+    port: int
 
 
 @dataclass
@@ -57,27 +62,33 @@ class Env:
     def auth(self, user_id: str) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.keys.token(user_id)}"),)
 
-    def relay(self, redis: object, *, stream: str | None = None, **kw: float) -> outbox.OutboxRelay:
+    def relay(self, redis: Redis) -> outbox.OutboxRelay:
+        """A relay of the user outbox, as each user-service replica runs one."""
         return outbox.OutboxRelay(
             self.database,
             redis,
             self.user_schema,
-            stream or self.user_stream,  # type: ignore[arg-type]
-            poll_interval=kw.get("poll_interval", 0.05),
-            max_backoff=kw.get("max_backoff", 0.3),
+            self.user_stream,
+            poll_interval=0.05,
+            max_backoff=0.3,
         )
 
-    async def sign_up(self, user_id: str | None = None, email: str = "") -> str:
-        """A user.created event written to the user outbox, as the user service does."""
+    async def sign_up(self, user_id: str | None = None, email: str = "", name: str = "Ada") -> str:
+        """A user signs up: user.created written to the user outbox, as the user service does."""
+        return (await self.user_created(user_id, email, name)).user_id
+
+    async def user_created(
+        self, user_id: str | None = None, email: str = "", name: str = "Ada"
+    ) -> user_events.UserCreatedEvent:
         user_id = user_id or str(uuid.uuid4())
         event = user_events.UserCreatedEvent(
-            user_id=user_id, email=email or f"{user_id[:8]}@example.com", display_name="Ada"
+            user_id=user_id, email=email or f"{user_id[:8]}@example.com", display_name=name
         )
         async with self.database.uow() as tx:
             await outbox.add_event(
                 tx.session, outbox.new_envelope("user.created", "user", event), self.user_schema
             )
-        return user_id
+        return event
 
     async def count(self, where: str = "true") -> int:
         async with self.database.uow() as tx:
@@ -126,7 +137,11 @@ class Env:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         try:
             yield Replica(
-                app, notification_service_pb2_grpc.NotificationServiceStub(channel), server, channel
+                app,
+                notification_service_pb2_grpc.NotificationServiceStub(channel),
+                server,
+                channel,
+                port,
             )
         finally:
             await channel.close(None)
@@ -134,8 +149,9 @@ class Env:
             await app.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll `check` until it holds; fail after `within` seconds."""
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
@@ -160,17 +176,49 @@ async def env(database_url: str, redis_url: str, unique_schema: str) -> AsyncIte
     await run_migrations_async(database_url, unique_schema, MIGRATIONS)
     await asyncio.to_thread(create_user_outbox, database_url, user_schema)
     database = Database.connect(database_url, pool_size=8, max_overflow=8)
+    environment = Env(
+        database, database_url, redis_url, unique_schema, user_schema, SigningKey(), unique_schema
+    )
     try:
-        yield Env(
-            database,
-            database_url,
-            redis_url,
-            unique_schema,
-            user_schema,
-            SigningKey(),
-            unique_schema,
-        )
+        yield environment
     finally:
         async with database.uow() as tx:
             await tx.session.execute(sa.text(f'DROP SCHEMA IF EXISTS "{user_schema}" CASCADE'))
         await database.dispose()
+        redis = create_redis(redis_url)
+        try:  # the test's streams (and dead letters) in the shared Redis
+            streams = (environment.user_stream, environment.content_stream)
+            await redis.delete(*streams, *(s + DEAD_LETTER_SUFFIX for s in streams))
+        finally:
+            await redis.aclose()
+
+
+@pytest.fixture
+async def relay(env: Env) -> AsyncIterator[outbox.OutboxRelay]:
+    """The user outbox relay, running: sign-ups reach the user stream."""
+    redis = create_redis(env.redis_url)
+    user_relay = env.relay(redis)
+    user_relay.start()
+    try:
+        yield user_relay
+    finally:
+        await user_relay.stop()
+        await redis.aclose()
+
+
+@pytest.fixture
+async def content(env: Env, relay: outbox.OutboxRelay) -> AsyncIterator[ContentMesh]:
+    """A real content service whose relay feeds this test's content stream.
+
+    Its token keys are the notification replicas' too, so one user id works on both.
+    """
+    async with running_content(
+        env.database_url, env.redis_url, f"{env.schema}_c", stream=env.content_stream, keys=env.keys
+    ) as mesh:
+        mesh.app.relay.start()
+        try:
+            yield mesh
+        finally:
+            await mesh.app.relay.stop()
+            async with env.database.uow() as tx:
+                await tx.session.execute(sa.text(f'DROP SCHEMA IF EXISTS "{mesh.schema}" CASCADE'))

@@ -1,26 +1,40 @@
-"""A tiny SMTP server on loopback that records messages (and can refuse the first few).
+"""A real SMTP server (aiosmtpd) on loopback that records what it accepts.
 
-Written on asyncio streams instead of adding aiosmtpd: the email channel only needs a real
-SMTP conversation (EHLO, MAIL, RCPT, DATA, QUIT) to talk to, plus a switch to simulate a
-failing server, and that is forty lines without a new dependency.
+It runs in the test's own event loop; the email sender talks to it with smtplib from a
+worker thread, so the whole SMTP conversation (EHLO, MAIL, RCPT, DATA, QUIT) is real.
+`refuse_first` makes it answer the first few DATA commands with a transient 451, the way a
+busy or greylisting server does, and `attempt_times` records when each DATA arrived so a
+test can check the sender's backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 @dataclass
 class SmtpSink:
     refuse_first: int = 0
-    messages: list[str] = field(default_factory=list)
-    refused: int = 0
     port: int = 0
+    messages: list[EmailMessage] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
+    attempt_times: list[float] = field(default_factory=list)
+    refused: int = 0
     _server: asyncio.Server | None = None
 
     async def start(self) -> SmtpSink:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        """Listen on 127.0.0.1:`port` (0: a free port, kept in `port`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="sink.test"), "127.0.0.1", self.port
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -28,31 +42,17 @@ class SmtpSink:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def reply(line: str) -> None:
-            writer.write(f"{line}\r\n".encode())
-            await writer.drain()
-
-        await reply("220 sink ready")
-        try:
-            while line := (await reader.readline()).decode().strip():
-                verb = line.split(" ", 1)[0].upper()
-                if verb == "DATA":
-                    await reply("354 go ahead")
-                    data = []
-                    while (chunk := (await reader.readline()).decode()) not in (".\r\n", ""):
-                        data.append(chunk)
-                    if self.refused < self.refuse_first:
-                        self.refused += 1
-                        await reply("451 try again later")
-                    else:
-                        self.messages.append("".join(data))
-                        await reply("250 queued")
-                elif verb == "QUIT":
-                    await reply("221 bye")
-                    break
-                else:  # EHLO, HELO, MAIL, RCPT, RSET, NOOP
-                    await reply("250 ok")
-        finally:
-            writer.close()
+    # aiosmtpd handler hook
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        self.attempt_times.append(time.monotonic())
+        if self.refused < self.refuse_first:
+            self.refused += 1
+            return "451 4.3.0 try again later"
+        content = envelope.original_content or b""
+        # policy.default: headers decoded (RFC 2047), the body through get_content().
+        message = message_from_bytes(content, _class=EmailMessage, policy=policy.default)
+        self.messages.append(message)
+        self.recipients.extend(envelope.rcpt_tos)
+        return "250 2.0.0 queued"
