@@ -15,29 +15,19 @@ from pathlib import Path
 from services.auth.bootstrap import bootstrap
 from services.auth.keys import rotate_keys
 from services.auth.settings import AuthSettings
-from services.auth.store import SCHEMA, connect
-from services.platform.embedded import resolve_urls
-from services.platform.logging import configure_logging
-from services.platform.migrations import run_migrations_async
-from services.platform.server import run, serve
-from services.platform.telemetry import setup_telemetry
+from services.auth.store import SCHEMA
+from services.platform.runtime import start_runtime
+from services.platform.server import run
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 
 
 async def main() -> None:
     settings = AuthSettings.from_env()
-    configure_logging(settings.platform.log_level, service_name="auth")
-    setup_telemetry(settings.platform)
-    database_url = settings.platform.database_url or resolve_urls()[0]
-    await run_migrations_async(database_url, SCHEMA, MIGRATIONS)
-    app = bootstrap(settings, connect(database_url))
-    await serve(
-        settings.platform,
-        [app.grpc_service()],
-        key_source=app.key_source(),
-        stopped=[app.close],
-    )
+    runtime = await start_runtime(settings.platform, SCHEMA, MIGRATIONS)
+    app = bootstrap(settings, runtime.database)
+    runtime.on_stop(app.close)
+    await runtime.serve([app.grpc_service()], key_source=app.key_source())
 
 
 def cli(argv: Sequence[str] | None = None) -> None:
