@@ -119,3 +119,34 @@ async def test_instrumented_client_propagates_its_trace(
     assert _hex(_server_span(exporter).context.trace_id, 32) == trace_id
     [line] = [json.loads(raw) for raw in rpc_log.getvalue().splitlines()]
     assert line["trace_id"] == trace_id
+
+
+async def test_database_and_redis_calls_become_spans(
+    telemetry: tuple[Telemetry, InMemorySpanExporter], database_url: str, redis_url: str
+) -> None:
+    """The SQLAlchemy and Redis instrumentations really apply to the pinned versions."""
+    import sqlalchemy as sa
+
+    from services.platform.cache import create_redis
+    from services.platform.db import Database
+    from services.platform.telemetry import instrument_sqlalchemy
+
+    _, exporter = telemetry
+    database = Database.connect(database_url, pool_size=1)
+    instrument_sqlalchemy(database.engine)
+    redis = create_redis(redis_url)
+    try:
+        with trace.get_tracer("test").start_as_current_span("request"):
+            async with database.uow() as uow:
+                await uow.session.execute(sa.text("SELECT 1"))
+            await redis.ping()
+    finally:
+        await redis.aclose()
+        await database.dispose()
+    spans = exporter.get_finished_spans()
+    request = next(span for span in spans if span.name == "request")
+    children = [
+        span for span in spans if span.parent and span.parent.span_id == request.context.span_id
+    ]
+    systems = {span.attributes.get("db.system") for span in children if span.attributes}
+    assert {"postgresql", "redis"} <= systems
