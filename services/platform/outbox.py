@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
@@ -58,9 +59,22 @@ def stream_name(source: str) -> str:
 def outbox_table(schema: str, metadata: sa.MetaData | None = None) -> sa.Table:
     """The outbox table of `schema` as SQLAlchemy Core metadata."""
     _check_schema(schema)
+    if metadata is None:
+        return _shared_table(schema)
+    return _define_table(schema, metadata)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_table(schema: str) -> sa.Table:
+    # One Table object per schema: SQLAlchemy caches compiled statements per Table, so a
+    # fresh Table for every add_event would recompile the INSERT on every event written.
+    return _define_table(schema, sa.MetaData())
+
+
+def _define_table(schema: str, metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         OUTBOX_TABLE,
-        metadata if metadata is not None else sa.MetaData(),
+        metadata,
         sa.Column("id", sa.Uuid, primary_key=True),
         sa.Column("type", sa.Text, nullable=False),
         # The serialized EventEnvelope, relayed byte for byte.
@@ -211,7 +225,7 @@ class OutboxRelay:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def _publish(self, rows: Sequence[sa.Row[Any, Any, Any]]) -> None:
+    async def _publish(self, rows: Sequence[sa.Row[Any]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for row in rows:
             fields: dict[Any, Any] = {
