@@ -186,7 +186,11 @@ class PostRepository:
             statement = statement.where(posts.c.state == state)
         if after is not None:
             statement = statement.where(
-                sa.tuple_(posts.c.create_time, posts.c.id) < sa.tuple_(*after)
+                sa.tuple_(posts.c.create_time, posts.c.id)
+                < sa.tuple_(
+                    sa.literal(after[0], posts.c.create_time.type),
+                    sa.literal(after[1], posts.c.id.type),
+                )
             )
         statement = statement.order_by(posts.c.create_time.desc(), posts.c.id.desc()).limit(limit)
         return list((await self._session.execute(statement)).all())
@@ -240,7 +244,11 @@ class PostRepository:
         statement = sa.select(comments).where(comments.c.post_id == post_id)
         if after is not None:
             statement = statement.where(
-                sa.tuple_(comments.c.create_time, comments.c.id) > sa.tuple_(*after)
+                sa.tuple_(comments.c.create_time, comments.c.id)
+                > sa.tuple_(
+                    sa.literal(after[0], comments.c.create_time.type),
+                    sa.literal(after[1], comments.c.id.type),
+                )
             )
         statement = statement.order_by(comments.c.create_time, comments.c.id).limit(limit)
         return list((await self._session.execute(statement)).all())

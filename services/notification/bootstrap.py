@@ -67,10 +67,12 @@ def bootstrap(
     group: str = CONSUMER_GROUP,
     email_poll_interval: float = 1.0,
     email_base_backoff: float = 2.0,
+    consumer_block: float = _BLOCK_SECONDS,
 ) -> NotificationApp:
+    """`consumer_block` bounds how long stopping waits for an idle XREADGROUP to return."""
     requests = create_redis(redis_url)
     # XREADGROUP BLOCK and pub/sub wait on the socket: no short read timeout for them.
-    blocking = create_redis(redis_url, socket_timeout=_BLOCK_SECONDS + 5.0)
+    blocking = create_redis(redis_url, socket_timeout=consumer_block + 5.0)
     listening = create_redis(redis_url, socket_timeout=None, max_connections=2)
     tables = NotificationTables(schema)
     hub = LiveHub(requests, listening, prefix=channel_prefix or f"{schema}:live")
@@ -88,7 +90,7 @@ def bootstrap(
         group,
         core.handle_event,
         consumer=consumer_name,
-        block=_BLOCK_SECONDS,
+        block=consumer_block,
         claim_min_idle=claim_min_idle,
     )
     email = (

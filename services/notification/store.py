@@ -131,7 +131,11 @@ class NotificationRepository:
             statement = statement.where(table.c.read.is_(False))
         if after is not None:
             statement = statement.where(
-                sa.tuple_(table.c.create_time, table.c.id) < sa.tuple_(*after)
+                sa.tuple_(table.c.create_time, table.c.id)
+                < sa.tuple_(
+                    sa.literal(after[0], table.c.create_time.type),
+                    sa.literal(after[1], table.c.id.type),
+                )
             )
         statement = statement.order_by(table.c.create_time.desc(), table.c.id.desc()).limit(limit)
         return list((await self._session.execute(statement)).all())
