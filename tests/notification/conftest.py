@@ -62,13 +62,14 @@ class Env:
     def auth(self, user_id: str) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.keys.token(user_id)}"),)
 
-    def relay(self, redis: Redis) -> outbox.OutboxRelay:
+    def relay(self, redis: Redis, *, batch_size: int = 100) -> outbox.OutboxRelay:
         """A relay of the user outbox, as each user-service replica runs one."""
         return outbox.OutboxRelay(
             self.database,
             redis,
             self.user_schema,
             self.user_stream,
+            batch_size=batch_size,
             poll_interval=0.05,
             max_backoff=0.3,
         )
@@ -90,6 +91,18 @@ class Env:
             )
         return event
 
+    async def sign_up_many(self, count: int) -> list[str]:
+        """`count` sign-ups committed together (one transaction, as a bulk import would)."""
+        users = [str(uuid.uuid4()) for _ in range(count)]
+        async with self.database.uow() as tx:
+            for user_id in users:
+                event = user_events.UserCreatedEvent(
+                    user_id=user_id, email=f"{user_id[:8]}@example.com", display_name="Bo"
+                )
+                envelope = outbox.new_envelope("user.created", "user", event)
+                await outbox.add_event(tx.session, envelope, self.user_schema)
+        return users
+
     async def count(self, where: str = "true") -> int:
         async with self.database.uow() as tx:
             result = await tx.session.execute(
@@ -106,6 +119,7 @@ class Env:
         claim_min_idle: float = 5.0,
         redis_url: str | None = None,
         group: str = "notification",
+        consumer_name: str | None = None,
     ) -> AsyncIterator[Replica]:
         app = bootstrap(
             database=self.database,
@@ -118,8 +132,10 @@ class Env:
             channel_prefix=f"{self.prefix}:live",
             streams=(self.user_stream, self.content_stream),
             group=group,
+            consumer_name=consumer_name,
             email_poll_interval=0.05,
             email_base_backoff=0.1,
+            consumer_block=0.2,  # stopping a replica waits at most this for its idle read
         )
         app.hub.start()
         if consume:
