@@ -27,8 +27,9 @@ run: $(STAMP)  ## Start the whole mesh behind Envoy on https://localhost:8443
 test: $(STAMP)  ## Run every test (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest
 
-gen: $(STAMP)  ## Regenerate generated/ from proto/
+gen: $(STAMP)  ## Regenerate generated/ from proto/ (and the container edge config in deploy/)
 	$(PY) -m tools.protogen gen
+	$(PY) -m deploy.render_envoy
 
 check-gen: gen  ## Fail when generated/ is not what `make gen` produces
 	@git diff --exit-code --stat -- generated || (echo "generated/ is stale: run make gen"; exit 1)
