@@ -122,13 +122,16 @@ class ProtoCache(Generic[M]):
             return False
         return bool(stored)
 
-    async def delete(self, *keys: str) -> None:
+    async def delete(self, *keys: str) -> bool:
+        """Invalidates `keys`; False when Redis could not be told (the entries may survive)."""
         if not keys:
-            return
+            return True
         try:
             await self._redis.delete(*(self.key(k) for k in keys))
         except RedisError as error:
             self._report("delete", error)
+            return False
+        return True
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[M | None]]) -> M | None:
         """Cache-aside read: the cached message, else `load()` (cached when not None)."""

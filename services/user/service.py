@@ -117,6 +117,8 @@ class UserService:
         self._pages = PageTokenCodec(page_token_secret, scope="user.ListUsers")
         self._stale_signup_after = stale_signup_after
         self._clock = clock
+        # Ids whose cache invalidation Redis did not take (see `_invalidate`).
+        self._unflushed: set[str] = set()
 
     # --- sign-up ---------------------------------------------------------------------
 
@@ -233,15 +235,34 @@ class UserService:
 
     async def get_user(self, caller: Caller, user_id: str) -> user_pb2.User:
         key = self._authorised_id(caller, user_id, "id")
-        user = await self._cache.get(key)
+        # While an earlier invalidation is still owed, Redis may hold pre-write values.
+        use_cache = await self._flush_invalidations()
+        user = await self._cache.get(key) if use_cache else None
         if user is None:
             user = await self._load(key)
             if user is None:
                 raise _not_found(key)
-            # NX: a writer that invalidated meanwhile must not have its change hidden by
-            # what this reader loaded before it.
-            await self._cache.set(key, user, if_absent=True)
+            if use_cache:
+                # NX: a writer that invalidated meanwhile must not have its change hidden by
+                # what this reader loaded before it.
+                await self._cache.set(key, user, if_absent=True)
         return user
+
+    async def _invalidate(self, user_id: str) -> None:
+        if not await self._cache.delete(user_id):
+            # Redis is unreachable; if it comes back with its data (persistence, or a mere
+            # network blip) the old entry would be served: owe the invalidation until then.
+            self._unflushed.add(user_id)
+
+    async def _flush_invalidations(self) -> bool:
+        """Delivers owed invalidations; False while Redis still cannot take them."""
+        if not self._unflushed:
+            return True
+        owed = list(self._unflushed)
+        if not await self._cache.delete(*owed):
+            return False
+        self._unflushed.difference_update(owed)
+        return True
 
     async def _load(self, user_id: str) -> user_pb2.User | None:
         async with self._database.uow() as tx:
@@ -340,7 +361,7 @@ class UserService:
             raise
         finally:
             # Also after a failure: the row may have changed under a stale cache entry.
-            await self._cache.delete(user_id)
+            await self._invalidate(user_id)
         return updated
 
     async def _set(self, user_id: str, credential: _Credential) -> None:
