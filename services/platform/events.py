@@ -111,15 +111,17 @@ class StreamConsumer:
             try:
                 await self._ensure_groups()
                 if not own_pending_done:
-                    # Entries delivered to this consumer name before a crash and restart.
-                    while await self._read(start_id="0") and not self._stopping.is_set():
-                        pass
+                    await self._reprocess_own_pending()
                     own_pending_done = True
                 if loop.time() >= next_claim:
                     await self.claim_abandoned()
                     next_claim = loop.time() + self._claim_interval
                 await self._read(start_id=">")
             except (RedisError, OSError) as error:
+                # Entries this consumer had read but not acknowledged when the connection
+                # failed (the rest of a batch, an XACK that never arrived) are pending under
+                # its name: take them up first on recovery instead of waiting to claim them.
+                own_pending_done = False
                 if _is_nogroup(error):
                     self._groups_ready = False
                     continue
@@ -148,6 +150,33 @@ class StreamConsumer:
                 if "BUSYGROUP" not in str(error):
                     raise
         self._groups_ready = True
+
+    async def _reprocess_own_pending(self) -> None:
+        """Process once each entry already delivered to this consumer name and not acked.
+
+        Those are left by a crash and restart under the same name, or by a connection lost
+        mid-batch. The read position moves past each entry, so an entry whose handler fails
+        again is not re-read in a tight loop (claiming retries it later, after a pause).
+        """
+        cursors: dict[Any, Any] = dict.fromkeys(self._streams, "0")
+        while cursors and not self._stopping.is_set():
+            response = await self._redis.xreadgroup(
+                self._group, self.consumer, dict(cursors), count=self._batch_size
+            )
+            returned = {_text(stream): entries for stream, entries in _as_pairs(response)}
+            for stream in list(cursors):
+                entries = returned.get(stream)
+                if not entries:
+                    del cursors[stream]
+                    continue
+                for entry_id, fields in entries:
+                    if self._stopping.is_set():
+                        return
+                    if fields:
+                        await self._process(stream, entry_id, fields)
+                    else:  # pending entry whose data was trimmed away
+                        await self._redis.xack(stream, self._group, entry_id)
+                    cursors[stream] = _text(entry_id)
 
     async def _read(self, *, start_id: str) -> int:
         """One XREADGROUP over every stream; returns how many entries were handled."""
