@@ -68,8 +68,11 @@ def bootstrap(
     email_poll_interval: float = 1.0,
     email_base_backoff: float = 2.0,
     consumer_block: float = _BLOCK_SECONDS,
+    consumer_max_backoff: float = 5.0,
 ) -> NotificationApp:
-    """`consumer_block` bounds how long stopping waits for an idle XREADGROUP to return."""
+    """`consumer_block` bounds how long stopping waits for an idle XREADGROUP to return;
+    `consumer_max_backoff` how long the consumer waits between retries while Redis is down.
+    """
     requests = create_redis(redis_url)
     # XREADGROUP BLOCK and pub/sub wait on the socket: no short read timeout for them.
     blocking = create_redis(redis_url, socket_timeout=consumer_block + 5.0)
@@ -92,6 +95,7 @@ def bootstrap(
         consumer=consumer_name,
         block=consumer_block,
         claim_min_idle=claim_min_idle,
+        max_backoff=consumer_max_backoff,
     )
     email = (
         EmailSender(

@@ -136,6 +136,7 @@ class Env:
             email_poll_interval=0.05,
             email_base_backoff=0.1,
             consumer_block=0.2,  # stopping a replica waits at most this for its idle read
+            consumer_max_backoff=0.5,  # back within half a second of Redis returning
         )
         app.hub.start()
         if consume:

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from services.platform import outbox
 from services.platform.cache import create_redis
 from services.platform.embedded import EmbeddedRedis
-from services.platform.events import EventEnvelope, Handler, StreamConsumer
+from services.platform.events import DEAD_LETTER_SUFFIX, EventEnvelope, Handler, StreamConsumer
 from tests.notification.conftest import Env, eventually
 from tests.notification.helpers import arrived, listed
 
@@ -124,28 +124,50 @@ async def test_sign_ups_during_a_redis_outage_are_all_welcomed(
     env: Env, stoppable_redis: EmbeddedRedis
 ) -> None:
     url = stoppable_redis.url
+    users: list[str] = []
+    signing_up = asyncio.Event()
+
+    async def keep_signing_up() -> None:  # users keep coming, whatever Redis does
+        while signing_up.is_set():
+            users.append(await env.sign_up())
+            await asyncio.sleep(0.01)
+
+    async def signed_up(count: int) -> None:
+        await eventually(lambda: _at_least(users, count))
+
     async with redis_client(url) as redis:
         user_relay = env.relay(redis)
         user_relay.start()
         try:
-            async with env.replica(redis_url=url) as replica:
-                early = await env.sign_up()
-                await arrived(replica, env, early)  # the pipeline works before the outage
-
-                stoppable_redis.stop()
-                during = [await env.sign_up() for _ in range(20)]
-                # A relay pass now fails and rolls back: the rows stay unsent, nothing lost.
-                with pytest.raises((RedisError, OSError)):
-                    await env.relay(redis).relay_once()
-                assert await unsent(env) == 20
-                await asyncio.to_thread(stoppable_redis.start)
-
-                await eventually(lambda: _count_is(env, 21), within=20)
-                for user in during:
+            # Claiming is far off: what the consumer had in hand must not wait for it.
+            async with env.replica(redis_url=url, claim_min_idle=60) as replica:
+                signing_up.set()
+                writer = asyncio.create_task(keep_signing_up())
+                try:
+                    await signed_up(5)
+                    await arrived(replica, env, users[0])  # the pipeline works
+                    stoppable_redis.stop()
+                    await signed_up(len(users) + 15)
+                    # A relay pass fails now and rolls back: rows stay unsent, none is lost.
+                    with pytest.raises((RedisError, OSError)):
+                        await env.relay(redis).relay_once()
+                    assert await unsent(env) >= 15
+                    await asyncio.to_thread(stoppable_redis.start)
+                    await signed_up(len(users) + 5)
+                finally:
+                    signing_up.clear()
+                    await writer
+                await eventually(lambda: _count_is(env, len(users)), within=20)
+                for user in users:
                     assert len(await listed(replica, env, user)) == 1
         finally:
             await user_relay.stop()
     assert await unsent(env) == 0
+    _log.info("%d sign-ups across the outage, each welcomed once", len(users))
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count
 
 
 async def test_two_relays_and_two_consumers_make_exactly_500_notifications(env: Env) -> None:
@@ -190,3 +212,42 @@ async def _count_is(env: Env, expected: int) -> bool:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def test_a_failing_handler_is_retried_later_not_dead_lettered_in_a_burst(
+    env: Env, relay: outbox.OutboxRelay
+) -> None:
+    attempts: list[str] = []
+
+    async def database_down(envelope: EventEnvelope) -> None:
+        attempts.append(envelope.id)
+        raise RuntimeError("the database is unreachable")
+
+    async with redis_client(env.redis_url) as redis:
+
+        def consumer() -> StreamConsumer:
+            return StreamConsumer(
+                redis,
+                [env.user_stream],
+                GROUP,
+                database_down,
+                consumer="steady",
+                block=0.2,
+                claim_min_idle=60,
+            )
+
+        first = consumer()
+        first.start()
+        await env.sign_up()
+        await eventually(lambda: _at_least(attempts, 1))
+        await first.stop()
+        # Restarted under the same name: its pending entry is retried once, not ten times
+        # in a row until it lands in the dead-letter stream.
+        second = consumer()
+        second.start()
+        await eventually(lambda: _at_least(attempts, 2))
+        await second.stop()
+        (entry,) = await redis.xpending_range(env.user_stream, GROUP, min="-", max="+", count=5)
+        assert entry["times_delivered"] == 2
+        assert len(attempts) == 2
+        assert await redis.xlen(env.user_stream + DEAD_LETTER_SUFFIX) == 0
