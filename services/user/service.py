@@ -172,15 +172,21 @@ class UserService:
             await self._credentials.set_credential(
                 user_id, row.email, TOKEN_ROLES["user"], password=password
             )
-        except DomainError as error:
-            # A definite refusal wrote nothing at auth; an uncertain outcome may have.
-            await self._abandon(user_id, row.email, disable=isinstance(error, Unavailable))
+        except BaseException as error:
+            # A definite refusal wrote nothing at auth; any other outcome (unreachable,
+            # deadline, cancelled by the client) may have.
+            refused = isinstance(error, AlreadyExists | InvalidArgument)
+            await self._abandon(user_id, row.email, disable=not refused)
             raise
         try:
             now = self._clock()
             async with self._database.uow() as tx:
-                live = await UserRepository(tx.session, self._tables).activate(user_id, now)
+                repo = UserRepository(tx.session, self._tables)
+                live = await repo.activate(user_id, now)
                 if live is None:
+                    finished = await repo.get(user_id)
+                    if finished is not None:  # a retry with the same request_id won
+                        return user_from_row(finished)
                     # Cleaned up as stale while the auth service was slow; the credential
                     # set above may have landed after that cleanup disabled it.
                     await self._disable(user_id, row.email)

@@ -11,7 +11,7 @@ from mesh.auth.v1 import auth_service_pb2
 from mesh.user.v1 import user_pb2
 from mesh.user.v1 import user_service_pb2 as pb
 from tests.auth.helpers import bad_fields, bearer, error_reason, rpc_error
-from tests.user.harness import PASSWORD, RunningUsers, unique_email
+from tests.user.harness import PASSWORD, RunningUsers, running_users, unique_email
 
 
 def _update(user: user_pb2.User, *paths: str) -> pb.UpdateUserRequest:
@@ -174,3 +174,31 @@ async def test_soft_delete_hides_the_user_and_refuses_login(users: RunningUsers)
     assert user.id not in {u.id for u in listed.users}
     # The email is free again.
     assert (await users.sign_up(email=user.email)).id != user.id
+
+
+async def test_changes_roll_back_when_the_auth_service_is_unreachable(
+    users: RunningUsers, database_url: str, redis_url: str
+) -> None:
+    user, auth = await users.member("Ada")
+    async with running_users(
+        database_url,
+        redis_url,
+        users.schema,
+        users.auth,
+        auth_target="127.0.0.1:1",
+        auth_timeout=0.5,
+    ) as broken:
+        moved = await rpc_error(
+            broken.stub.UpdateUser(
+                _update(user_pb2.User(id="me", email=unique_email("moved")), "email"),
+                metadata=auth,
+                timeout=5,
+            )
+        )
+        deleted = await rpc_error(
+            broken.stub.DeleteUser(pb.DeleteUserRequest(id="me"), metadata=auth, timeout=5)
+        )
+    assert moved.code() == deleted.code() == grpc.StatusCode.UNAVAILABLE
+    read = await users.stub.GetUser(pb.GetUserRequest(id="me"), metadata=auth, timeout=5)
+    assert read.user == user  # neither the email nor the deletion was half applied
+    assert (await users.auth.login(user.email, PASSWORD)).access_token

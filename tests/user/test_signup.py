@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
+import grpc.aio
+import jwt
 import pytest
 import sqlalchemy as sa
 
+from mesh.auth.v1 import auth_service_pb2
 from mesh.events.v1 import envelope_pb2
 from mesh.user.v1 import events_pb2, user_pb2
 from mesh.user.v1 import user_service_pb2 as pb
 from services.platform.outbox import outbox_table
-from services.user.store import UserTables
+from services.user.store import UserRepository, UserTables
 from tests.auth.helpers import bad_fields, bearer, error_reason, rpc_error
 from tests.user.harness import PASSWORD, RunningUsers, running_users, unique_email
 
@@ -145,3 +150,59 @@ def _users(users: RunningUsers) -> sa.Table:
 def _xmin(table: sa.Table) -> sa.Label[str]:
     """The id of the transaction that wrote the row (a PostgreSQL system column)."""
     return sa.literal_column(f"{table.name}.xmin::text").label("xmin")
+
+
+async def _crashed_signup(users: RunningUsers, email: str, *, age: timedelta) -> str:
+    """What a replica that died after setting the credential leaves behind."""
+    async with users.database.uow() as tx:
+        row = await UserRepository(tx.session, UserTables(users.schema)).insert_pending(
+            email=email, display_name="Ghost", request_id=None, now=datetime.now(UTC) - age
+        )
+    assert row is not None
+    await users.auth.stub.SetCredential(
+        auth_service_pb2.SetCredentialRequest(
+            user_id=str(row.id), email=email, password=f"{PASSWORD}-old", roles=["user"]
+        ),
+        timeout=10,
+    )
+    return str(row.id)
+
+
+async def test_a_sign_up_that_died_half_way_is_cleaned_up_by_the_next(
+    users: RunningUsers,
+) -> None:
+    email = unique_email()
+    ghost = await _crashed_signup(users, email, age=timedelta(minutes=5))
+
+    user = await users.sign_up(email=email)
+
+    assert user.id != ghost
+    login = await users.auth.login(email, PASSWORD)
+    assert jwt.decode(login.access_token, options={"verify_signature": False})["sub"] == user.id
+    stale = await rpc_error(users.auth.login(email, f"{PASSWORD}-old"))
+    assert stale.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with users.database.uow() as tx:
+        rows = (await tx.session.execute(sa.select(_users(users)))).all()
+    assert [str(row.id) for row in rows] == [user.id]
+
+
+async def test_a_sign_up_in_flight_holds_its_email(users: RunningUsers) -> None:
+    email = unique_email()
+    await _crashed_signup(users, email, age=timedelta(0))
+    error = await rpc_error(users.sign_up(email=email))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_concurrent_sign_ups_for_one_email_create_one_account(users: RunningUsers) -> None:
+    email = unique_email()
+    results = await asyncio.gather(
+        *(users.sign_up(email=email) for _ in range(4)), return_exceptions=True
+    )
+    created = [r for r in results if isinstance(r, user_pb2.User)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(created) == 1
+    assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 3
+    login = await users.auth.login(email, PASSWORD)
+    assert jwt.decode(login.access_token, options={"verify_signature": False})["sub"] == (
+        created[0].id
+    )
