@@ -240,10 +240,12 @@ def _edge_listener(
 ) -> dict[str, Any]:
     routes = [_route(rpc, topology) for rpc in rpcs if rpc.routed]
     routes += [_reflection_route(service) for service in REFLECTION_SERVICES]
+    routes.append(_cors_route())
     http_filters = [
         _typed("envoy.filters.http.cors", "filters.http.cors.v3.Cors", {}),
         _typed("envoy.filters.http.grpc_web", "filters.http.grpc_web.v3.GrpcWeb", {}),
         _strip_identity_headers(),
+        _body_limit(topology.max_request_body_bytes),
         _transcoder(services, files, topology.max_request_body_bytes),
         _jwt_authn(topology),
         _ratelimit(topology),
@@ -351,6 +353,29 @@ def _reflection_route(service: str) -> dict[str, Any]:
             "envoy.filters.http.jwt_authn": {
                 "@type": _type_url("filters.http.jwt_authn.v3.PerRouteConfig"),
                 "disabled": True,
+            },
+            # A bidirectional stream: buffering its request would wait for the client's end.
+            "envoy.filters.http.buffer": _no_body_limit(),
+        },
+    }
+
+
+def _cors_route() -> dict[str, Any]:
+    """Gives browser (Origin) requests a route while they still carry their REST path.
+
+    The CORS filter runs before the transcoder and only acts on requests that have a route
+    (not a direct response) under its policy, but every other route matches a gRPC path.
+    The transcoder then rewrites the path and the request is routed again to its method's
+    route; only an unknown gRPC-Web path would stay here, and reflection answers UNIMPLEMENTED.
+    """
+    return {
+        "name": "cors",
+        "match": {"prefix": "/", "headers": [{"name": "origin", "present_match": True}]},
+        "route": {"cluster": "reflection", "timeout": "5s"},
+        "typed_per_filter_config": {
+            "envoy.filters.http.jwt_authn": {
+                "@type": _type_url("filters.http.jwt_authn.v3.PerRouteConfig"),
+                "disabled": True,
             }
         },
     }
@@ -362,6 +387,20 @@ def _strip_identity_headers() -> dict[str, Any]:
         "filters.http.header_mutation.v3.HeaderMutation",
         {"mutations": {"request_mutations": [{"remove": header} for header in IDENTITY_HEADERS]}},
     )
+
+
+def _body_limit(max_body: int) -> dict[str, Any]:
+    # The transcoder streams request bodies into gRPC frames without a size check, so the
+    # limit (413) is enforced here, for REST and gRPC alike; the reflection route opts out.
+    return _typed(
+        "envoy.filters.http.buffer",
+        "filters.http.buffer.v3.Buffer",
+        {"max_request_bytes": max_body},
+    )
+
+
+def _no_body_limit() -> dict[str, Any]:
+    return {"@type": _type_url("filters.http.buffer.v3.BufferPerRoute"), "disabled": True}
 
 
 def _transcoder(services: list[str], files: Files, max_body: int) -> dict[str, Any]:

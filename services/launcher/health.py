@@ -34,12 +34,20 @@ async def wait_grpc_serving(port: int, deadline: float, *, name: str) -> None:
             await asyncio.sleep(_POLL_SECONDS)
 
 
-async def wait_envoy_ready(admin_port: int, clusters: dict[str, int], deadline: float) -> None:
-    """Until Envoy is LIVE and sees `clusters[name]` healthy endpoints in each cluster."""
+async def wait_envoy_ready(
+    admin_port: int, clusters: dict[str, int], deadline: float, *, jwks: bool = True
+) -> None:
+    """Until Envoy is LIVE, sees `clusters[name]` healthy endpoints in each cluster and (with
+    `jwks`) has fetched the JWKS.
+
+    Envoy's first JWKS fetch runs before its own listeners accept connections, and the JWKS
+    is served through one of them, so that fetch fails and is retried a moment later; until
+    then every bearer request would get 401.
+    """
     while True:
         try:
             stats = await asyncio.to_thread(
-                _admin_get, admin_port, "/stats?filter=membership_healthy"
+                _admin_get, admin_port, "/stats?filter=membership_healthy%7Cjwks_fetch_success"
             )
             healthy = {
                 m["cluster"]: int(m["count"])
@@ -47,7 +55,10 @@ async def wait_envoy_ready(admin_port: int, clusters: dict[str, int], deadline: 
                     r"cluster\.(?P<cluster>[\w-]+)\.membership_healthy: (?P<count>\d+)", stats
                 )
             }
-            if all(healthy.get(name, 0) >= count for name, count in clusters.items()):
+            fetched = re.search(r"jwt_authn\.jwks_fetch_success: [1-9]", stats) is not None
+            if (fetched or not jwks) and all(
+                healthy.get(name, 0) >= count for name, count in clusters.items()
+            ):
                 ready = await asyncio.to_thread(_admin_get, admin_port, "/ready")
                 if ready.strip() == "LIVE":
                     return

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from services.launcher.health import wait_envoy_ready, wait_grpc_serving
+from services.launcher.health import NotHealthy, wait_envoy_ready, wait_grpc_serving
 from services.launcher.processes import ProcessSpec, Supervised
 from services.launcher.tls import DevTls, ensure_dev_tls
 from services.platform.embedded import EmbeddedRedis, ensure_postgres, ensure_redis, stop_postgres
@@ -103,6 +104,7 @@ class Mesh:
 
     async def start(self) -> None:
         deadline = time.monotonic() + self.settings.ready_timeout
+        self._check_ports_free()
         database_url, redis_url = await asyncio.to_thread(self._databases)
         self.tls = ensure_dev_tls(self.settings.data_dir / "tls")
         config = self._render_envoy_config(self.tls)
@@ -157,8 +159,40 @@ class Mesh:
         await envoy.start()
         self.groups.append([envoy])
         await wait_envoy_ready(
-            self.topology.admin_port, {s.name: s.replicas for s in services}, deadline
+            self.topology.admin_port,
+            {s.name: s.replicas for s in services},
+            deadline,
+            jwks=implemented("auth"),
         )
+
+    def _check_ports_free(self) -> None:
+        """Fail fast, naming the port, when another process (often another mesh) holds one.
+
+        Otherwise Envoy or a replica would crash-loop on the bind until the ready timeout.
+        """
+        topology = self.topology
+        ports = {
+            "edge": topology.edge_port,
+            "envoy admin": topology.admin_port,
+            "jwks": topology.jwks_port,
+            "ratelimit": topology.ratelimit_port,
+            "reflection": topology.reflection_port,
+            **{
+                f"{s.name}-{i + 1}": port
+                for s in topology.services
+                for i, port in enumerate(s.ports)
+            },
+        }
+        for name, port in ports.items():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise NotHealthy(
+                        f"port {port} ({name}) is already in use, maybe by another mesh; "
+                        "stop it or set MESH_PORT_OFFSET to shift every port"
+                    ) from None
 
     def _databases(self) -> tuple[str, str]:
         database_url, redis_url = self.settings.database_url, self.settings.redis_url
@@ -249,6 +283,7 @@ class Mesh:
         edge = f"https://localhost:{self.topology.edge_port}"
         ca = self.tls.ca_cert if self.tls else Path(".data/tls/ca.crt")
         grpcurl = Path(sys.executable).parent / "grpcurl"
+        port = self.topology.edge_port
         return "\n".join(
             [
                 "",
@@ -257,12 +292,14 @@ class Mesh:
                 f"  Envoy admin / metrics        http://127.0.0.1:{self.topology.admin_port}"
                 "  (/stats/prometheus)",
                 "",
-                "Try it:",
+                "Try it (the README's Tour goes on from here):",
                 f"  curl --cacert {ca} {edge}/v1/auth/jwks",
-                f"  curl --cacert {ca} -X POST {edge}/v1/users -H 'content-type: application/json' \\",
+                f"  curl --cacert {ca} {edge}/v1/users \\",
+                "       -H 'content-type: application/json' \\",
                 '       -d \'{"email": "ada@example.com", "password": "correct-horse-battery", '
                 '"display_name": "Ada"}\'',
-                f"  {grpcurl} -cacert {ca} localhost:{self.topology.edge_port} list",
+                f"  {grpcurl} -cacert {ca} localhost:{port} list",
+                f"  {grpcurl} -cacert {ca} localhost:{port} describe mesh.user.v1.UserService",
                 "",
                 "Trust the development CA (optional; it only ever signs localhost):",
                 f"  Linux:  sudo cp {ca} /usr/local/share/ca-certificates/mesh-dev.crt"

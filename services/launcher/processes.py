@@ -94,6 +94,7 @@ class Supervised:
             preexec_fn=_die_with_parent,
         )
         self._started_at = time.monotonic()
+        logger.info("started %s (pid %s)", self.spec.name, self._process.pid)
 
     async def _supervise(self) -> None:
         backoff = _INITIAL_BACKOFF

@@ -150,6 +150,11 @@ class JwksKeySource:
     async def get_key(self, kid: str) -> jwt.PyJWK:
         if self._is_stale() or (kid not in self._keys and self._may_refresh()):
             await self._refresh()
+        elif kid not in self._keys and self._lock.locked():
+            # A refresh is in flight (typically the first fetch, with a burst of requests
+            # arriving at a fresh replica): its keys, not an empty cache, decide.
+            async with self._lock:
+                pass
         try:
             return self._keys[kid]
         except KeyError:
