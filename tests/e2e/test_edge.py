@@ -1,0 +1,113 @@
+"""The edge itself: TLS only, HTTP/2 and HTTP/1.1 on one port, JSON errors for what it refuses."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+
+from tests.e2e.conftest import Mesh
+from tests.e2e.edge import Rest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_tls_offers_h2_and_http11_and_verifies_against_the_dev_ca(mesh: Mesh) -> None:
+    for protocol in ("h2", "http/1.1"):
+        context = ssl.create_default_context(cafile=str(mesh.ca_cert))
+        context.set_alpn_protocols([protocol])
+        with (
+            socket.create_connection(("127.0.0.1", mesh.edge_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.selected_alpn_protocol() == protocol
+
+
+def test_plain_http_on_the_tls_port_is_refused(mesh: Mesh) -> None:
+    # No HTTP response at all: the TLS listener drops a connection that does not speak TLS.
+    with socket.create_connection(("127.0.0.1", mesh.edge_port), timeout=5) as raw:
+        raw.sendall(b"GET /v1/auth/jwks HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        received = b""
+        try:
+            while chunk := raw.recv(4096):
+                received += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert not received.startswith(b"HTTP/"), received[:200]
+
+
+def test_public_route_answers_json(rest: Rest) -> None:
+    jwks = rest.ok("GET", "/v1/auth/jwks")
+    assert jwks["keys"]
+    assert all(key["kty"] == "OKP" and key["kid"] for key in jwks["keys"])
+    assert not any("d" in key for key in jwks["keys"])  # public halves only
+
+
+def test_unknown_route_is_404_with_a_json_status(rest: Rest) -> None:
+    for method, path in (("GET", "/v1/nothing-here"), ("POST", "/v1/auth/jwks")):
+        reply = rest.request(method, path)
+        assert reply.status == 404, str(reply)
+        assert reply.error()["code"] == 5  # NOT_FOUND
+
+
+def test_unknown_query_parameter_is_400_with_a_json_status(rest: Rest) -> None:
+    reply = rest.get("/v1/posts?colour=blue")
+    assert reply.status == 400, str(reply)
+    status = reply.error()
+    assert status["code"] == 3  # INVALID_ARGUMENT
+    assert "colour" in status["message"]
+
+
+def test_request_body_over_the_limit_is_413_with_a_json_status(rest: Rest) -> None:
+    padding = "x" * (1024 * 1024 + 1)
+    reply = rest.request(
+        "POST", "/v1/auth/login", raw=f'{{"email": "{padding}", "password": "p"}}'.encode()
+    )
+    assert reply.status == 413, str(reply)
+    assert reply.error()["code"] == 3
+
+
+def test_malformed_json_is_400_with_a_json_status(rest: Rest) -> None:
+    reply = rest.request("POST", "/v1/auth/login", raw=b'{"email": ')
+    assert reply.status == 400, str(reply)
+    assert reply.error()["code"] == 3
+
+
+def test_cors_preflight_from_a_local_origin(rest: Rest) -> None:
+    reply = rest.request(
+        "OPTIONS",
+        "/v1/posts",
+        headers={
+            "origin": "http://localhost:3000",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
+    assert reply.status == 200, str(reply)
+    assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "authorization" in reply.headers["access-control-allow-headers"]
+
+    origin = {"origin": "http://127.0.0.1:8080"}
+    simple = rest.get("/v1/auth/jwks", headers=origin)
+    assert simple.status == 200, str(simple)
+    assert simple.headers["access-control-allow-origin"] == origin["origin"]
+    # A browser request is authenticated like any other.
+    assert rest.get("/v1/notifications", headers=origin).status == 401
+
+    foreign = rest.request(
+        "OPTIONS",
+        "/v1/posts",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in foreign.headers
+
+
+def test_every_response_carries_a_request_id_and_admin_serves_prometheus(
+    mesh: Mesh, rest: Rest
+) -> None:
+    reply = rest.get("/v1/auth/jwks", headers={"x-request-id": "spoofed"})
+    assert reply.status == 200
+    metrics = mesh.admin("/stats/prometheus")
+    assert "envoy_cluster_upstream_rq" in metrics
+    assert 'envoy_cluster_name="auth"' in metrics
