@@ -446,7 +446,7 @@ def _jwt_authn(topology: Topology) -> dict[str, Any]:
                         "cache_duration": f"{topology.jwks_cache_seconds}s",
                         # Fetched at start-up and refreshed in the background, never on the
                         # request path; a failed fetch is retried soon.
-                        "async_fetch": {"failed_refetch_duration": "2s"},
+                        "async_fetch": {"failed_refetch_duration": "1s"},
                         "retry_policy": {"num_retries": 3},
                     },
                     # Services verify the token again themselves (defence in depth).

@@ -1,10 +1,10 @@
 """The whole mesh on one machine: what `make run` starts, in order, and stops, in reverse.
 
 1. PostgreSQL and Redis: DATABASE_URL / REDIS_URL, else embedded servers under DATA_DIR.
-2. Every implemented service of envoy/topology.yaml, N replicas each (each runs its own
-   migrations at start-up); auth first, since the others fetch its JWKS.
-3. The ratelimit service and the reflection service.
-4. Envoy, with the configuration rendered from the descriptor set into DATA_DIR/envoy/.
+2. Auth's replicas first (the others fetch its JWKS), then every other implemented service
+   of envoy/topology.yaml, N replicas each (each runs its own migrations at start-up),
+   together with the ratelimit and reflection services.
+3. Envoy, with the configuration rendered from the descriptor set into DATA_DIR/envoy/.
 Then it waits until every process reports healthy and Envoy sees every replica as healthy.
 
 | variable | default | meaning |
@@ -115,17 +115,18 @@ class Mesh:
             logger.warning("services/%s is not implemented yet: its routes answer 503", missing)
         auth = [s for s in services if s.name == "auth"]
         others = [s for s in services if s.name != "auth"]
-        for group in (auth, others):
-            await self._start_group(
-                [
-                    self._replica(s, i, port, base_env)
-                    for s in group
-                    for i, port in enumerate(s.ports)
-                ],
-                deadline,
-            )
+        await self._start_group(
+            [self._replica(s, i, port, base_env) for s in auth for i, port in enumerate(s.ports)],
+            deadline,
+        )
+        # Everything else needs only the databases and auth; start it together.
         await self._start_group(
             [
+                *(
+                    self._replica(s, i, port, base_env)
+                    for s in others
+                    for i, port in enumerate(s.ports)
+                ),
                 (
                     self._module(
                         "ratelimit", "services.ratelimit", self.topology.ratelimit_port, base_env
