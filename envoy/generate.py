@@ -563,20 +563,56 @@ def _json_local_replies() -> dict[str, Any]:
             "content_type": "application/json",
         }
 
+    # gRPC (and gRPC-Web) callers get the status in grpc-status and the plain text in
+    # grpc-message, as from any gRPC server; a JSON document there would only be noise.
+    # Transcoded REST requests carry a gRPC content type by then too, but also the original
+    # path the transcoder kept.
+    grpc_plain_text = {
+        "filter": {
+            "and_filter": {
+                "filters": [
+                    {
+                        "header_filter": {
+                            "header": {
+                                "name": "content-type",
+                                "string_match": {"prefix": "application/grpc"},
+                            }
+                        }
+                    },
+                    {
+                        "header_filter": {
+                            "header": {
+                                "name": "x-envoy-original-path",
+                                "present_match": True,
+                                "invert_match": True,
+                            }
+                        }
+                    },
+                ]
+            }
+        },
+        "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}},
+    }
     return {
         "mappers": [
-            {
-                "filter": {
-                    "status_code_filter": {
-                        "comparison": {
-                            "op": "EQ",
-                            "value": {"default_value": status, "runtime_key": f"mesh.{status}"},
+            grpc_plain_text,
+            *(
+                {
+                    "filter": {
+                        "status_code_filter": {
+                            "comparison": {
+                                "op": "EQ",
+                                "value": {
+                                    "default_value": status,
+                                    "runtime_key": f"mesh.{status}",
+                                },
+                            }
                         }
-                    }
-                },
-                "body_format_override": status_body(code),
-            }
-            for status, code in _GRPC_CODE_BY_HTTP_STATUS.items()
+                    },
+                    "body_format_override": status_body(code),
+                }
+                for status, code in _GRPC_CODE_BY_HTTP_STATUS.items()
+            ),
         ],
         "body_format": status_body(2),
     }

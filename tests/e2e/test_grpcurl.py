@@ -48,6 +48,8 @@ def test_calls_with_and_without_a_bearer_token(mesh: Mesh) -> None:
     anonymous = grpcurl(mesh.edge_port, mesh.ca_cert, method, data={"id": "me"})
     assert anonymous.returncode != 0
     assert "Unauthenticated" in anonymous.stderr
+    assert "Jwt is missing" in anonymous.stderr
+    assert '"code"' not in anonymous.stderr  # plain text for gRPC, not the REST JSON body
 
     public = grpcurl(mesh.edge_port, mesh.ca_cert, "mesh.auth.v1.AuthService/GetJwks")
     assert public.returncode == 0, public.stderr

@@ -101,3 +101,4 @@ def test_grpc_callers_over_a_per_user_budget_get_resource_exhausted(mesh: Mesh) 
     codes = [code for code, _ in replies]
     assert codes.count(grpc.StatusCode.OK) == limit.requests_per_unit, set(replies)
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 5, set(replies)
+    assert not any(details.startswith("{") for _, details in replies)  # no REST JSON body
