@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Final
 
+from google.protobuf.message import DecodeError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -113,7 +114,12 @@ class LiveHub:
         listeners = self._streams.get(user_id)
         if not listeners:
             return
-        notification = notification_pb2.Notification.FromString(data)
+        try:
+            notification = notification_pb2.Notification.FromString(data)
+        except DecodeError:
+            # Whatever else lands on the channel must not end the subscription loop.
+            _log.warning("undecodable live message ignored")
+            return
         for queue in listeners:
             try:
                 queue.put_nowait(notification)

@@ -1,4 +1,11 @@
-"""Notification replicas on port 0 over a fresh schema, fed by a real outbox relay."""
+"""Notification replicas on port 0 over a fresh schema, fed through real outboxes and relays.
+
+Sign-ups are user.created rows written with the platform's outbox API to a user outbox of
+the test's own, as the user service writes them, and moved by a real `OutboxRelay` (the
+`relay` fixture). Comments come from a real content service and its relay (`content`).
+Streams and pub/sub channels carry the test's schema name as a prefix, so tests sharing a
+Redis never see each other's events.
+"""
 
 from __future__ import annotations
 

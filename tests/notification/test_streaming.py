@@ -15,6 +15,7 @@ import grpc.aio
 from mesh.notification.v1 import notification_service_pb2 as pb
 from mesh.notification.v1 import notification_service_pb2_grpc
 from services.platform import outbox
+from services.platform.cache import create_redis
 from services.platform.server import shutdown
 from tests.content.conftest import ContentMesh, new_user
 from tests.content.test_comments import comment
@@ -50,12 +51,13 @@ async def read(call: Stream) -> pb.SubscribeNotificationsResponse | None:
 
 
 async def next_notification(call: Stream) -> pb.SubscribeNotificationsResponse:
-    """The next notification on the stream, skipping heartbeats."""
-    while True:
-        message = await read(call)
-        assert message is not None, "the stream ended"
-        if message.WhichOneof("event") == "notification":
-            return message
+    """The next notification on the stream, skipping heartbeats (which never stop)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            message = await read(call)
+            assert message is not None, "the stream ended"
+            if message.WhichOneof("event") == "notification":
+                return message
 
 
 async def test_a_comment_is_pushed_to_the_authors_open_stream(
@@ -127,8 +129,24 @@ async def test_streams_end_cleanly_when_the_server_shuts_down(env: Env) -> None:
             shutdown(replica.server, 5.0, draining=[replica.app.hub.drain])
         )
         rest = []
-        while (message := await read(call)) is not None:
-            rest.append(message)
+        async with asyncio.timeout(TIMEOUT):
+            while (message := await read(call)) is not None:
+                rest.append(message)
         assert all(m.HasField("heartbeat") for m in rest)
         assert await call.code() == grpc.StatusCode.OK  # ended, not cancelled or failed
         await asyncio.wait_for(stopping, TIMEOUT)
+
+
+async def test_a_stray_message_on_the_live_channel_does_not_stop_the_push(
+    env: Env, relay: outbox.OutboxRelay
+) -> None:
+    user = str(uuid.uuid4())
+    redis = create_redis(env.redis_url)
+    try:
+        async with env.replica() as replica, subscribed(replica, env, user) as stream:
+            await redis.publish(replica.app.hub.channel(user), b"\xff\x00 not a notification")
+            await env.sign_up(user)
+            pushed = await next_notification(stream)
+            assert pushed.notification.user_id == user
+    finally:
+        await redis.aclose()
