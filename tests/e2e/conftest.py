@@ -1,4 +1,4 @@
-"""The whole mesh, brought up once per session exactly as `make run` does, behind Envoy.
+"""The whole mesh, brought up once per run exactly as `make run` does, behind Envoy.
 
 Every e2e test talks to it over TLS through the edge only (REST, gRPC, grpcurl); the fault
 tests also kill its processes and read Envoy's admin endpoint. Its ports are shifted
@@ -98,16 +98,19 @@ class Endpoint:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The start/stop test first (before the shared mesh loads the machine), faults last."""
+    """Within this package: the start/stop test first (before the shared mesh loads the
+    machine), the fault tests last. Other packages' tests keep their places."""
+    here = Path(__file__).parent
+    slots = [index for index, item in enumerate(items) if item.path.parent == here]
 
     def order(item: pytest.Item) -> int:
-        module = item.path.name
-        return 0 if module == "test_lifecycle.py" else 2 if module == "test_faults.py" else 1
+        return {"test_lifecycle.py": 0, "test_faults.py": 2}.get(item.path.name, 1)
 
-    items.sort(key=order)
+    for index, item in zip(slots, sorted((items[i] for i in slots), key=order), strict=True):
+        items[index] = item
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped as soon as the last e2e test is done
 def mesh() -> Iterator[Mesh]:
     launcher, _ = start(READY_TIMEOUT)
     try:

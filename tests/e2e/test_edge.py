@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
+import uuid
 
 import pytest
 
@@ -111,3 +113,25 @@ def test_every_response_carries_a_request_id_and_admin_serves_prometheus(
     metrics = mesh.admin("/stats/prometheus")
     assert "envoy_cluster_upstream_rq" in metrics
     assert 'envoy_cluster_name="auth"' in metrics
+
+
+def test_one_rest_call_is_one_trace_across_envoy_and_every_service_hop(mesh: Mesh) -> None:
+    client = mesh.rest()
+    client.signed_up("Tracer")
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    # Creating a post makes the content service ask the user service about its author.
+    reply = client.post("/v1/posts", {"title": "traced"}, headers={"traceparent": traceparent})
+    assert reply.status == 200, str(reply)
+
+    def hops() -> set[str]:
+        return {
+            line.split("|", 1)[0].strip().rsplit("-", 1)[0]
+            for line in mesh.launcher.log().splitlines()
+            if trace_id in line and "|" in line
+        }
+
+    deadline = time.monotonic() + 10  # Envoy flushes its access log every second or so
+    while not {"envoy", "content", "user"} <= hops() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {"envoy", "content", "user"} <= hops(), hops()
