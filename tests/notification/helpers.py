@@ -1,6 +1,8 @@
-"""Reading a user's notifications over the real channel, and waiting for them to arrive."""
+"""Reading notifications over the real channel, and waiting for them (and their acks)."""
 
 from __future__ import annotations
+
+from redis.asyncio import Redis
 
 from mesh.notification.v1 import notification_pb2
 from mesh.notification.v1 import notification_service_pb2 as pb
@@ -39,3 +41,9 @@ async def arrived(
 
     await eventually(enough, within)
     return seen
+
+
+async def all_acknowledged(redis: Redis, stream: str, group: str = "notification") -> bool:
+    """No entry of `stream` is pending (read but not acknowledged) in the replicas' group."""
+    summary = await redis.xpending(stream, group)
+    return int(summary["pending"]) == 0
