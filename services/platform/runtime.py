@@ -74,11 +74,12 @@ class Runtime:
             services,
             key_source=key_source or self.key_source(auth_target),
             draining=draining,
-            stopped=[self._close],
+            stopped=[self.close],
             on_started=on_started,
         )
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Runs the stop hooks, then releases the pool and flushes telemetry (`serve` calls it)."""
         for hook in reversed(self._closers):
             await hook()
         await self.database.dispose()

@@ -10,80 +10,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from mesh.user.v1 import user_pb2
-from services.platform.cache import create_redis
-from services.platform.db import Database
-from services.platform.embedded import resolve_urls
 from services.platform.errors import DomainError
-from services.platform.identity import JwksKeySource, KeySource
-from services.platform.jwks import grpc_jwks_fetch
 from services.platform.logging import configure_logging
-from services.platform.migrations import run_migrations_async
-from services.platform.server import run, serve
-from services.platform.telemetry import instrument_sqlalchemy, setup_telemetry
+from services.platform.runtime import Runtime, start_runtime
+from services.platform.server import run
 
 from .bootstrap import MIGRATIONS, SCHEMA, UserApp, bootstrap
 from .credentials import GrpcCredentials
 from .settings import UserSettings
 
 
-def key_source(settings: UserSettings) -> KeySource | None:
-    """JWKS_URL / JWKS_PATH (handled by the platform) first, else GetJwks from auth."""
-    platform = settings.platform
-    if platform.jwks_url or platform.jwks_path:
-        return None
-    return JwksKeySource(grpc_jwks_fetch(settings.auth_target))
-
-
-@asynccontextmanager
-async def opened(settings: UserSettings, *, schema: str = SCHEMA) -> AsyncIterator[UserApp]:
-    """The wired application on migrated storage; every connection closed on exit."""
-    database_url, redis_url = settings.platform.database_url, settings.platform.redis_url
-    if not database_url or not redis_url:
-        embedded_database, embedded_redis = resolve_urls()
-        database_url, redis_url = database_url or embedded_database, redis_url or embedded_redis
-    await run_migrations_async(database_url, schema, MIGRATIONS)
-    database = Database.connect(database_url, application_name="user")
-    instrument_sqlalchemy(database.engine)
-    redis = create_redis(redis_url)
+def wire(runtime: Runtime, settings: UserSettings, *, schema: str = SCHEMA) -> UserApp:
+    """The user application on the runtime's storage; its auth channel closes with it."""
     credentials = GrpcCredentials(settings.auth_target, timeout=settings.auth_timeout_seconds)
-    try:
-        yield bootstrap(
-            database=database,
-            redis=redis,
-            credentials=credentials,
-            page_token_secret=settings.platform.page_token_secret,
-            cache_ttl=timedelta(seconds=settings.cache_ttl_seconds),
-            auth_timeout_seconds=settings.auth_timeout_seconds,
-            schema=schema,
-        )
-    finally:
-        await credentials.close()
-        await redis.aclose()
-        await database.dispose()
+    runtime.on_stop(credentials.close)
+    return bootstrap(
+        database=runtime.database,
+        redis=runtime.redis(),
+        credentials=credentials,
+        page_token_secret=settings.platform.page_token_secret,
+        cache_ttl=timedelta(seconds=settings.cache_ttl_seconds),
+        auth_timeout_seconds=settings.auth_timeout_seconds,
+        schema=schema,
+    )
 
 
 async def main() -> None:
     settings = UserSettings.from_env()
-    configure_logging(settings.platform.log_level, service_name="user")
-    telemetry = setup_telemetry(settings.platform)
-    async with opened(settings) as app:
-        app.relay.start()
-
-        async def stop_relay() -> None:
-            await app.relay.stop()
-
-        await serve(
-            settings.platform,
-            [app.service],
-            key_source=key_source(settings),
-            stopped=[stop_relay],
-        )
-    telemetry.shutdown()
+    runtime = await start_runtime(settings.platform, SCHEMA, MIGRATIONS)
+    app = wire(runtime, settings)
+    app.relay.start()
+    runtime.on_stop(app.relay.stop)
+    await runtime.serve([app.service], auth_target=settings.auth_target)
 
 
 async def promote_admin(
@@ -91,8 +53,13 @@ async def promote_admin(
 ) -> user_pb2.User:
     """Makes the live user with `email` an administrator (database, cache and credential)."""
     settings = UserSettings.from_env(env)
-    async with opened(settings, schema=schema) as app:
-        return await app.users.set_role_by_email(email, user_pb2.ROLE_ADMIN)
+    runtime = await start_runtime(settings.platform, schema, MIGRATIONS)
+    try:
+        return await wire(runtime, settings, schema=schema).users.set_role_by_email(
+            email, user_pb2.ROLE_ADMIN
+        )
+    finally:
+        await runtime.close()
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
