@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from services.platform.db import Database
+from services.platform.tasks import join
 
 from .store import EmailJob, NotificationRepository, NotificationTables
 
@@ -115,6 +116,5 @@ class EmailSender:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await join(task)

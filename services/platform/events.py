@@ -37,6 +37,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from mesh.events.v1 import envelope_pb2
 from services.platform.outbox import FIELD_PAYLOAD
+from services.platform.tasks import join
 
 _log = logging.getLogger(__name__)
 
@@ -97,9 +98,8 @@ class StreamConsumer:
     async def stop(self) -> None:
         """Finish the entry in hand, then stop (at most one `block` later)."""
         self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await join(task)
 
     async def run(self) -> None:
         """Consume until `stop()`; Redis failures are logged and retried, never raised."""

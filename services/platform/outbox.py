@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mesh.events.v1 import envelope_pb2
 from services.platform.db import Database
+from services.platform.tasks import join
 
 _log = logging.getLogger(__name__)
 
@@ -280,9 +281,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         """End the loop after the current pass (its transaction commits or rolls back)."""
         self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await join(task)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
