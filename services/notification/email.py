@@ -73,8 +73,16 @@ class EmailSender:
             jobs = await NotificationRepository(tx.session, self._tables).lease_due_emails(
                 datetime.now(UTC), self._lease, limit=20
             )
+        # The lease must outlast the sends, or another replica would lease and send the same
+        # email again: start no send in the second half of the lease (one SMTP exchange is a
+        # handful of socket operations of at most `timeout` each). Jobs left over are leased
+        # again when their lease runs out.
+        loop = asyncio.get_running_loop()
+        start_by = loop.time() + self._lease.total_seconds() / 2
         sent = 0
         for job in jobs:
+            if loop.time() > start_by:
+                break
             try:
                 await asyncio.to_thread(send_blocking, self._config, job)
             except (OSError, smtplib.SMTPException) as error:
