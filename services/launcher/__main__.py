@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -34,6 +35,8 @@ async def main() -> int:
             await stop.wait()
         else:
             starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting  # unwound before stopping what it had started
     except NotHealthy as exc:
         logger.error("start-up failed: %s", exc)
         code = 1

@@ -99,13 +99,16 @@ class Mesh:
         self._started_postgres = False
         self._started_redis = False
         self.tls: DevTls | None = None
+        self._databases_ready: asyncio.Future[tuple[str, str]] | None = None
 
     # ------------------------------------------------------------------ start
 
     async def start(self) -> None:
         deadline = time.monotonic() + self.settings.ready_timeout
         self._check_ports_free()
-        database_url, redis_url = await asyncio.to_thread(self._databases)
+        # A thread cannot be cancelled: a Ctrl-C now must still see what it started.
+        self._databases_ready = asyncio.ensure_future(asyncio.to_thread(self._databases))
+        database_url, redis_url = await asyncio.shield(self._databases_ready)
         self.tls = ensure_dev_tls(self.settings.data_dir / "tls")
         config = self._render_envoy_config(self.tls)
         base_env = self._base_env(database_url, redis_url)
@@ -271,6 +274,9 @@ class Mesh:
         for group in reversed(self.groups):
             await asyncio.gather(*(process.stop() for process in group), return_exceptions=True)
         self.groups.clear()
+        if self._databases_ready is not None:
+            with contextlib.suppress(Exception):
+                await self._databases_ready  # stopped during start-up: let it finish first
         if self._started_redis:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(EmbeddedRedis(self.settings.data_dir / "redis").stop)
@@ -297,7 +303,7 @@ class Mesh:
                 f"  curl --cacert {ca} {edge}/v1/auth/jwks",
                 f"  curl --cacert {ca} {edge}/v1/users \\",
                 "       -H 'content-type: application/json' \\",
-                '       -d \'{"email": "ada@example.com", "password": "correct-horse-battery", '
+                '       -d \'{"email": "ada@example.com", "password": "analytical-engine-1843", '
                 '"display_name": "Ada"}\'',
                 f"  {grpcurl} -cacert {ca} localhost:{port} list",
                 f"  {grpcurl} -cacert {ca} localhost:{port} describe mesh.user.v1.UserService",

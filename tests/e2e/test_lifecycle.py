@@ -66,3 +66,25 @@ def test_a_busy_port_fails_fast_with_a_clear_message() -> None:
             assert "MESH_PORT_OFFSET" in launcher.log()
         finally:
             launcher.cleanup()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["starting the embedded PostgreSQL", "started auth-1"],
+    ids=["databases-starting", "services-starting"],
+)
+def test_sigterm_during_start_up_stops_what_was_started(moment: str) -> None:
+    launcher = spawn(free_offset())
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while moment not in launcher.log():
+            assert launcher.process.poll() is None, launcher.tail()
+            assert time.monotonic() < deadline, launcher.tail()
+            time.sleep(0.05)
+        tree = launcher.process_tree()
+        assert launcher.stop(STOP_TIMEOUT) == 0, launcher.tail()
+        time.sleep(0.5)  # the kernel reaps children the launcher no longer waits for
+        left = {pid for pid in tree | launcher.process_tree() if alive(pid)}
+        assert not left, f"processes left behind: {left}"
+    finally:
+        launcher.cleanup()
