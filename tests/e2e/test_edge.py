@@ -135,3 +135,26 @@ def test_one_rest_call_is_one_trace_across_envoy_and_every_service_hop(mesh: Mes
     while not {"envoy", "content", "user"} <= hops() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert {"envoy", "content", "user"} <= hops(), hops()
+
+
+def test_grpc_web_for_browsers(rest: Rest) -> None:
+    # One uncompressed, empty GetJwksRequest message in gRPC-Web framing.
+    reply = rest.request(
+        "POST",
+        "/mesh.auth.v1.AuthService/GetJwks",
+        raw=b"\x00\x00\x00\x00\x00",
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "origin": "http://localhost:3000",
+        },
+    )
+    assert reply.status == 200, str(reply)
+    assert reply.headers["content-type"].startswith("application/grpc-web")
+    assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
+    # A message frame (flag 0) with the JWKS, then a trailer frame (flag 0x80) with the status.
+    assert reply.body[0] == 0
+    length = int.from_bytes(reply.body[1:5], "big")
+    trailers = reply.body[5 + length :]
+    assert trailers[0] == 0x80
+    assert b"grpc-status:0" in trailers[5:].replace(b" ", b"")
