@@ -27,6 +27,7 @@ import secrets
 import socket
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -162,11 +163,14 @@ class Mesh:
         )
         await envoy.start()
         self.groups.append([envoy])
-        await wait_envoy_ready(
-            self.topology.admin_port,
-            {s.name: s.replicas for s in services},
-            deadline,
-            jwks=implemented("auth"),
+        await _unless_one_crashes(
+            [envoy],
+            wait_envoy_ready(
+                self.topology.admin_port,
+                {s.name: s.replicas for s in services},
+                deadline,
+                jwks=implemented("auth"),
+            ),
         )
 
     def _check_ports_free(self) -> None:
@@ -263,8 +267,11 @@ class Mesh:
         self.groups.append([process for process, _ in members])
         for process, _ in members:
             await process.start()
-        await asyncio.gather(
-            *(wait_grpc_serving(port, deadline, name=p.spec.name) for p, port in members)
+        await _unless_one_crashes(
+            [process for process, _ in members],
+            asyncio.gather(
+                *(wait_grpc_serving(port, deadline, name=p.spec.name) for p, port in members)
+            ),
         )
 
     # ------------------------------------------------------------------ stop
@@ -318,6 +325,28 @@ class Mesh:
                 "",
             ]
         )
+
+
+async def _unless_one_crashes(processes: list[Supervised], waiting: Awaitable[Any]) -> None:
+    """`waiting`, but a process exiting before it completes fails start-up at once.
+
+    Restarting with backoff is right for a replica that dies later; during start-up a crash is
+    a configuration or code error (its log is just above), and restarting would only hide it
+    until the ready timeout.
+    """
+    task = asyncio.ensure_future(waiting)
+    try:
+        while not task.done():
+            crashed = [p.spec.name for p in processes if p.restarts or p.exited]
+            if crashed:
+                raise NotHealthy(f"{', '.join(crashed)} exited during start-up (see its log above)")
+            await asyncio.wait({task}, timeout=0.1)
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 __all__ = ["LauncherSettings", "Mesh"]

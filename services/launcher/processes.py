@@ -53,6 +53,11 @@ class Supervised:
         self.restarts = 0
 
     @property
+    def exited(self) -> bool:
+        """Whether the current child has exited (it may be waiting to be restarted)."""
+        return self._process is not None and self._process.returncode is not None
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 

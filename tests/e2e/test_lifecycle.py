@@ -88,3 +88,14 @@ def test_sigterm_during_start_up_stops_what_was_started(moment: str) -> None:
         assert not left, f"processes left behind: {left}"
     finally:
         launcher.cleanup()
+
+
+def test_a_process_crashing_during_start_up_fails_fast() -> None:
+    # Nothing listens on port 1: every service exits when it cannot migrate its schema.
+    launcher = spawn(free_offset(), extra_env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    try:
+        assert launcher.process.wait(60) == 1
+        assert "exited during start-up" in launcher.log()
+        assert not {pid for pid in launcher.process_tree() if pid != launcher.process.pid}
+    finally:
+        launcher.cleanup()
