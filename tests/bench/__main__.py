@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.launcher.mesh import REPO
-from tests.bench import chart, hashing, load, machine, report
+from tests.bench import chart, load, machine, report
 from tests.bench.fanout import run_fanout, summarise_fanout
 from tests.bench.logins import login_path, run_logins, summarise_logins
 from tests.bench.paths import build_paths
@@ -62,7 +62,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     knobs = Knobs(duration=args.duration, warmup=args.warmup, connections=args.connections)
     started = time.monotonic()
     info = machine.describe()
-    per_login_ceiling, verify_seconds = hashing.ceiling()
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         log_path = Path(tmp) / "processes.log"
         with log_path.open("w") as log:
@@ -113,7 +112,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "streams": args.streams,
         },
         "paths": {path.name: {"title": path.title, **summarise(runs[path.name])} for path in paths},
-        "logins": summarise_logins(login_reps, per_login_ceiling, verify_seconds),
+        "logins": summarise_logins(login_reps),
         "fanout": summarise_fanout(fanout_reps),
         "idle_rss_mib": idle_rss,
         "elapsed_s": round(time.monotonic() - started, 1),

@@ -2,7 +2,8 @@
 
 The post's author opens `streams` SubscribeNotifications streams on the notification service;
 another user comments on the post with `in_flight` CreateComment calls at a time for
-`duration` seconds. Each comment becomes one event (content outbox → Redis stream →
+`duration` seconds (the delivery rate), then at half that comment rate, paced (the
+latency). Each comment becomes one event (content outbox → Redis stream →
 notification service → live hub) delivered once per open stream. The comment body carries the
 send time, so each delivery's latency is receive time - send time (same clock, same host).
 The streams are read by this process: at high rates the reader itself can become the limit,
@@ -34,11 +35,8 @@ class FanoutRep:
     delivered: int = 0
     expected: int = 0
     seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def events_per_second(self) -> float:
-        return self.delivered / self.seconds if self.seconds else 0.0
+    events_per_second: float = 0.0  # closed loop: deliveries per second until drained
+    latencies_ms: list[float] = field(default_factory=list)  # open loop at half that rate
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
@@ -106,29 +104,48 @@ async def run_fanout(stack: Stack, *, streams: int, duration: float, in_flight: 
             readers.append(asyncio.create_task(read(call)))
         await asyncio.sleep(0.5)  # the streams' subscriptions reach the live hub
 
+        async def comment() -> None:
+            await posts.CreateComment(
+                content_service_pb2.CreateCommentRequest(
+                    post_id=post.post.id, comment=post_pb2.Comment(body=f"t:{time.time_ns()}")
+                ),
+                metadata=_auth(stack.admin_token),
+                timeout=10,
+            )
+            rep.comments += 1
+
+        async def drained() -> None:
+            """Waits (at most 5 s) until every event so far reached every stream."""
+            rep.expected = rep.comments * streams
+            all_delivered.clear()
+            if rep.delivered >= rep.expected:
+                all_delivered.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_delivered.wait(), timeout=5)
+
+        # Closed loop: `in_flight` commenters as fast as comments are accepted; the delivery
+        # rate counts until the last event reached every stream.
         stop_at = time.monotonic() + duration
 
         async def commenter() -> None:
             while time.monotonic() < stop_at:
-                await posts.CreateComment(
-                    content_service_pb2.CreateCommentRequest(
-                        post_id=post.post.id,
-                        comment=post_pb2.Comment(body=f"t:{time.time_ns()}"),
-                    ),
-                    metadata=_auth(stack.admin_token),
-                    timeout=10,
-                )
-                rep.comments += 1
+                await comment()
 
         started = time.monotonic()
         await asyncio.gather(*(commenter() for _ in range(in_flight)))
-        rep.expected = rep.comments * streams
-        # Let the last events drain (bounded), then count over the whole window.
-        if rep.delivered >= rep.expected:
-            all_delivered.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_delivered.wait(), timeout=5)
+        await drained()
         rep.seconds = time.monotonic() - started
+        rep.events_per_second = rep.delivered / rep.seconds if rep.seconds else 0.0
+        # Open loop at half that rate: the comment-to-stream latency without the queueing.
+        rate = max(1.0, rep.comments / rep.seconds / 2)
+        rep.latencies_ms.clear()
+        paced_start = time.monotonic()
+        pending = []
+        for index in range(max(1, int(rate * duration))):
+            await asyncio.sleep(max(0.0, paced_start + index / rate - time.monotonic()))
+            pending.append(asyncio.create_task(comment()))
+        await asyncio.gather(*pending)
+        await drained()
     finally:
         for call in calls:
             call.cancel()
