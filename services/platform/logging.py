@@ -150,6 +150,25 @@ class JsonFormatter(logging.Formatter):
 _HANDLER_MARK: Final = "_mesh_json_handler"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time, not the stream of start-up.
+
+    A handler bound to the stderr of its creation keeps writing to it after it was replaced
+    and closed (pytest's capture, a daemon's redirect), and every later line fails.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: IO[str]) -> None:
+        pass
+
+
 def configure_logging(
     level: str | int = "INFO",
     *,
@@ -165,7 +184,7 @@ def configure_logging(
     for handler in list(root.handlers):
         if getattr(handler, _HANDLER_MARK, False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(JsonFormatter(service_name))
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
