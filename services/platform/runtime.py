@@ -94,7 +94,7 @@ async def start_runtime(
     telemetry = setup_telemetry(settings)
     database_url, redis_url = settings.database_url, settings.redis_url
     if not database_url or not redis_url:
-        embedded_database, embedded_redis = resolve_urls()
+        embedded_database, embedded_redis = resolve_urls(data_dir=settings.data_dir)
         database_url = database_url or embedded_database
         redis_url = redis_url or embedded_redis
     await run_migrations_async(database_url, schema, migrations)
