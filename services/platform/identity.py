@@ -11,10 +11,12 @@ Access-token claims this module relies on (the auth service issues them):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -224,14 +226,30 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: float = 30.0,
+        cache_size: int = 4096,
+        cache_seconds: float = 60.0,
     ) -> None:
         self._keys = key_source
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._verified = VerifiedTokens(cache_size, cache_seconds)
 
     async def verify(self, token: str) -> Caller:
-        """The caller a token proves; raises Unauthenticated (reason TOKEN_INVALID/EXPIRED)."""
+        """The caller a token proves; raises Unauthenticated (reason TOKEN_INVALID/EXPIRED).
+
+        A token verified once is remembered (see `VerifiedTokens`): a client sends the same
+        access token with every call, and the signature check was the largest cost of a
+        cached read. Failures are never remembered.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached
+        caller, expires_at = await self._verify(token)
+        self._verified.put(token, caller, expires_at + self._leeway)
+        return caller
+
+    async def _verify(self, token: str) -> tuple[Caller, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -259,7 +277,45 @@ class TokenVerifier:
             raise Unauthenticated("the access token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError as exc:
             raise _invalid(type(exc).__name__) from None
-        return _caller_from_claims(claims)
+        return _caller_from_claims(claims), float(claims["exp"])
+
+
+class VerifiedTokens:
+    """A bounded LRU of tokens whose signature and claims were verified, by SHA-256 digest.
+
+    An entry lives until the token's own expiry (plus leeway, as jwt.decode allows) but at
+    most `max_age` seconds, which bounds how long a retired signing key keeps working here.
+    Only digests are kept: a memory dump does not hand out usable tokens.
+    """
+
+    def __init__(self, size: int, max_age: float, clock: Callable[[], float] = time.time) -> None:
+        self._entries: OrderedDict[bytes, tuple[Caller, float]] = OrderedDict()
+        self._size = size
+        self._max_age = max_age
+        self._clock = clock
+
+    def get(self, token: str) -> Caller | None:
+        key = _digest(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        caller, valid_until = entry
+        if self._clock() >= valid_until:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return caller
+
+    def put(self, token: str, caller: Caller, expires_at: float) -> None:
+        if self._size <= 0:
+            return
+        self._entries[_digest(token)] = (caller, min(expires_at, self._clock() + self._max_age))
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _caller_from_claims(claims: Mapping[str, Any]) -> Caller:
