@@ -141,6 +141,11 @@ def new_envelope(
     return envelope
 
 
+# The relays of this process, by schema: a commit that wrote an event wakes them at once
+# instead of leaving the row for their next poll (the poll stays, for other processes' rows).
+_relay_wakeups: dict[str, set[asyncio.Event]] = {}
+
+
 async def add_event(session: AsyncSession, envelope: EventEnvelope, schema: str) -> None:
     """Insert `envelope` into `<schema>.outbox` within the session's current transaction."""
     if not envelope.id or not envelope.type:
@@ -151,6 +156,17 @@ async def add_event(session: AsyncSession, envelope: EventEnvelope, schema: str)
             id=uuid.UUID(envelope.id), type=envelope.type, payload=envelope.SerializeToString()
         )
     )
+    flag = ("outbox.wakes_relays", schema)
+    if _relay_wakeups.get(schema) and flag not in session.info:
+        session.info[flag] = True
+        wake = functools.partial(_wake_relays, schema)
+        sa.event.listen(session.sync_session, "after_commit", wake)
+
+
+def _wake_relays(schema: str, _session: object) -> None:
+    # Runs on the event loop's thread (SQLAlchemy's async bridge), so setting is safe.
+    for wakeup in _relay_wakeups.get(schema, ()):
+        wakeup.set()
 
 
 class OutboxRelay:
@@ -192,11 +208,13 @@ class OutboxRelay:
         # so trimming is opt-in and should be far above any expected backlog.
         self._stream_maxlen = stream_maxlen
         self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()  # set by stop() and by commits that wrote an event
         self._task: asyncio.Task[None] | None = None
 
     async def relay_once(self) -> int:
         """One pass: relay up to `batch_size` rows; return how many were sent."""
         table = self._table
+        self._wakeup.clear()  # a commit from now on is seen by this pass or wakes the next
         async with self._database.uow() as tx:
             rows = (
                 await tx.session.execute(
@@ -269,22 +287,27 @@ class OutboxRelay:
                 _log.info("outbox relay recovered", extra={"schema": self._schema})
                 failures = 0
             if sent < self._batch_size:
-                await self._sleep(self._poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
 
     def start(self) -> asyncio.Task[None]:
         """Run the relay in a background task (call `stop()` to end it)."""
         if self._task is None or self._task.done():
             self._stopping.clear()
+            _relay_wakeups.setdefault(self._schema, set()).add(self._wakeup)
             self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._schema}")
         return self._task
 
     async def stop(self) -> None:
         """End the loop after the current pass (its transaction commits or rolls back)."""
         self._stopping.set()
+        self._wakeup.set()
+        _relay_wakeups.get(self._schema, set()).discard(self._wakeup)
         task, self._task = self._task, None
         await join(task)
 
     async def _sleep(self, seconds: float) -> None:
+        """A back-off: only stop() ends it early (commits must not hasten retries)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
