@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 @dataclass
 class SmtpSink:
     refuse_first: int = 0
+    delay: float = 0.0  # seconds each DATA takes to be answered: a slow server
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
@@ -47,6 +48,8 @@ class SmtpSink:
     # aiosmtpd handler hook
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         self.attempt_times.append(time.monotonic())
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.refused < self.refuse_first:
             self.refused += 1
             return "451 4.3.0 try again later"
