@@ -36,6 +36,7 @@ from services.platform.db import Database
 from services.platform.errors import (
     AlreadyExists,
     DomainError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -344,9 +345,21 @@ class UserService:
         try:
             async with self._database.uow() as tx:
                 repo = UserRepository(tx.session, self._tables)
+                # Admin rows first, then the target (one lock order: no deadlock).
+                may_remove_admin = "role" in values or "delete_time" in values
+                admins = await repo.lock_live_admins() if may_remove_admin else []
                 current = await repo.get(user_id, for_update=True)
                 if current is None:
                     raise _not_found(user_id)
+                removes_admin = current.role == "admin" and (
+                    values.get("role", "admin") != "admin" or "delete_time" in values
+                )
+                if removes_admin and admins == [str(current.id)]:
+                    raise FailedPrecondition(
+                        "the last administrator cannot be demoted or deleted; promote another "
+                        "account first",
+                        reason="LAST_ADMIN",
+                    )
                 email = values.get("email", current.email)
                 if email != current.email and await repo.email_taken(email, user_id):
                     raise _email_taken()

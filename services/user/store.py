@@ -149,6 +149,18 @@ class UserRepository:
         )
         return (await self._session.execute(statement)).one_or_none()
 
+    async def lock_live_admins(self) -> list[str]:
+        """Ids of every live admin, locked in id order, so that changes which could remove
+        an admin take turns (two admins demoting each other at once would leave none)."""
+        users = self._t.users
+        statement = (
+            sa.select(users.c.id)
+            .where(users.c.role == "admin", self._live())
+            .order_by(users.c.id)
+            .with_for_update()
+        )
+        return [str(user_id) for user_id in (await self._session.execute(statement)).scalars()]
+
     async def get(self, user_id: str, *, for_update: bool = False) -> Any | None:
         """The live user, optionally locked for the rest of the transaction."""
         users = self._t.users

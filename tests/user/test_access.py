@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
@@ -202,3 +203,50 @@ async def test_changes_roll_back_when_the_auth_service_is_unreachable(
     read = await users.stub.GetUser(pb.GetUserRequest(id="me"), metadata=auth, timeout=5)
     assert read.user == user  # neither the email nor the deletion was half applied
     assert (await users.auth.login(user.email, PASSWORD)).access_token
+
+
+async def test_the_last_admin_can_be_neither_demoted_nor_deleted(users: RunningUsers) -> None:
+    root, root_auth = await users.admin()
+    demote = _update(user_pb2.User(id=root.id, role=user_pb2.ROLE_USER), "role")
+    for attempt in (
+        users.stub.UpdateUser(demote, metadata=root_auth, timeout=5),
+        users.stub.DeleteUser(pb.DeleteUserRequest(id="me"), metadata=root_auth, timeout=5),
+    ):
+        refused = await rpc_error(attempt)
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_reason(refused) == "LAST_ADMIN"
+    still = await users.stub.GetUser(pb.GetUserRequest(id="me"), metadata=root_auth, timeout=5)
+    assert still.user.role == user_pb2.ROLE_ADMIN
+
+    # With a second administrator, the first may step down.
+    ada, _ = await users.member("Ada")
+    promote = _update(user_pb2.User(id=ada.id, role=user_pb2.ROLE_ADMIN), "role")
+    await users.stub.UpdateUser(promote, metadata=root_auth, timeout=5)
+    stepped_down = await users.stub.UpdateUser(demote, metadata=root_auth, timeout=5)
+    assert stepped_down.user.role == user_pb2.ROLE_USER
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(users: RunningUsers) -> None:
+    first, first_auth = await users.admin()
+    second, second_auth = await users.admin()
+    results = await asyncio.gather(
+        users.stub.UpdateUser(
+            _update(user_pb2.User(id=second.id, role=user_pb2.ROLE_USER), "role"),
+            metadata=first_auth,
+            timeout=10,
+        ),
+        users.stub.UpdateUser(
+            _update(user_pb2.User(id=first.id, role=user_pb2.ROLE_USER), "role"),
+            metadata=second_auth,
+            timeout=10,
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) == 1
+    assert refused[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Both tokens still say admin (roles change at the next login); the rows are the truth.
+    listed = await users.stub.ListUsers(
+        pb.ListUsersRequest(role=user_pb2.ROLE_ADMIN), metadata=first_auth, timeout=5
+    )
+    assert len({u.id for u in listed.users} & {first.id, second.id}) == 1

@@ -89,7 +89,8 @@ class UserServiceServicer:
     def UpdateUser(self, request, context):
         """Updates the fields named in update_mask. Owner or admin; only admins change roles.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT (bad mask or
-        field), ALREADY_EXISTS (reason EMAIL_TAKEN).
+        field), ALREADY_EXISTS (reason EMAIL_TAKEN), FAILED_PRECONDITION (reason LAST_ADMIN:
+        demoting the last administrator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,7 +98,8 @@ class UserServiceServicer:
 
     def DeleteUser(self, request, context):
         """Soft-deletes a user: it can no longer sign in and reads as NOT_FOUND. Owner or admin.
-        Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+        Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION (reason
+        LAST_ADMIN: deleting the last administrator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

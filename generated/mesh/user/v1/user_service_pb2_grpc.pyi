@@ -48,11 +48,13 @@ class UserServiceStub:
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.UpdateUserRequest, _user_service_pb2.UpdateUserResponse]
     """Updates the fields named in update_mask. Owner or admin; only admins change roles.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT (bad mask or
-    field), ALREADY_EXISTS (reason EMAIL_TAKEN).
+    field), ALREADY_EXISTS (reason EMAIL_TAKEN), FAILED_PRECONDITION (reason LAST_ADMIN:
+    demoting the last administrator).
     """
     DeleteUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.DeleteUserRequest, _user_service_pb2.DeleteUserResponse]
     """Soft-deletes a user: it can no longer sign in and reads as NOT_FOUND. Owner or admin.
-    Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION (reason
+    LAST_ADMIN: deleting the last administrator).
     """
     ListUsers: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.ListUsersRequest, _user_service_pb2.ListUsersResponse]
     """Lists users, oldest first. Admins only.
@@ -80,11 +82,13 @@ class UserServiceAsyncStub(UserServiceStub):
     UpdateUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.UpdateUserRequest, _user_service_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Updates the fields named in update_mask. Owner or admin; only admins change roles.
     Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT (bad mask or
-    field), ALREADY_EXISTS (reason EMAIL_TAKEN).
+    field), ALREADY_EXISTS (reason EMAIL_TAKEN), FAILED_PRECONDITION (reason LAST_ADMIN:
+    demoting the last administrator).
     """
     DeleteUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.DeleteUserRequest, _user_service_pb2.DeleteUserResponse]  # type: ignore[assignment]
     """Soft-deletes a user: it can no longer sign in and reads as NOT_FOUND. Owner or admin.
-    Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION (reason
+    LAST_ADMIN: deleting the last administrator).
     """
     ListUsers: _aio.UnaryUnaryMultiCallable[_user_service_pb2.ListUsersRequest, _user_service_pb2.ListUsersResponse]  # type: ignore[assignment]
     """Lists users, oldest first. Admins only.
@@ -127,7 +131,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_user_service_pb2.UpdateUserResponse, _abc.Awaitable[_user_service_pb2.UpdateUserResponse]]:
         """Updates the fields named in update_mask. Owner or admin; only admins change roles.
         Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT (bad mask or
-        field), ALREADY_EXISTS (reason EMAIL_TAKEN).
+        field), ALREADY_EXISTS (reason EMAIL_TAKEN), FAILED_PRECONDITION (reason LAST_ADMIN:
+        demoting the last administrator).
         """
 
     @_abc_1.abstractmethod
@@ -137,7 +142,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_user_service_pb2.DeleteUserResponse, _abc.Awaitable[_user_service_pb2.DeleteUserResponse]]:
         """Soft-deletes a user: it can no longer sign in and reads as NOT_FOUND. Owner or admin.
-        Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND.
+        Errors: UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION (reason
+        LAST_ADMIN: deleting the last administrator).
         """
 
     @_abc_1.abstractmethod
