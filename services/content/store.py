@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mesh.content.v1 import post_pb2
+from services.platform.db import keyset_page
 
 DRAFT = post_pb2.POST_STATE_DRAFT
 PUBLISHED = post_pb2.POST_STATE_PUBLISHED
@@ -184,15 +185,14 @@ class PostRepository:
             statement = statement.where(posts.c.author_id == author_id)
         if state is not None:
             statement = statement.where(posts.c.state == state)
-        if after is not None:
-            statement = statement.where(
-                sa.tuple_(posts.c.create_time, posts.c.id)
-                < sa.tuple_(
-                    sa.literal(after[0], posts.c.create_time.type),
-                    sa.literal(after[1], posts.c.id.type),
-                )
-            )
-        statement = statement.order_by(posts.c.create_time.desc(), posts.c.id.desc()).limit(limit)
+        statement = keyset_page(
+            statement,
+            posts.c.create_time,
+            posts.c.id,
+            after=after,
+            limit=limit,
+            newest_first=True,
+        )
         return list((await self._session.execute(statement)).all())
 
     async def insert_comment(
@@ -242,13 +242,12 @@ class PostRepository:
         """Oldest first."""
         comments = self._t.comments
         statement = sa.select(comments).where(comments.c.post_id == post_id)
-        if after is not None:
-            statement = statement.where(
-                sa.tuple_(comments.c.create_time, comments.c.id)
-                > sa.tuple_(
-                    sa.literal(after[0], comments.c.create_time.type),
-                    sa.literal(after[1], comments.c.id.type),
-                )
-            )
-        statement = statement.order_by(comments.c.create_time, comments.c.id).limit(limit)
+        statement = keyset_page(
+            statement,
+            comments.c.create_time,
+            comments.c.id,
+            after=after,
+            limit=limit,
+            newest_first=False,
+        )
         return list((await self._session.execute(statement)).all())

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mesh.notification.v1 import notification_pb2
+from services.platform.db import keyset_page
 
 
 class NotificationTables:
@@ -129,15 +130,14 @@ class NotificationRepository:
         statement = sa.select(table).where(table.c.user_id == user_id)
         if unread_only:
             statement = statement.where(table.c.read.is_(False))
-        if after is not None:
-            statement = statement.where(
-                sa.tuple_(table.c.create_time, table.c.id)
-                < sa.tuple_(
-                    sa.literal(after[0], table.c.create_time.type),
-                    sa.literal(after[1], table.c.id.type),
-                )
-            )
-        statement = statement.order_by(table.c.create_time.desc(), table.c.id.desc()).limit(limit)
+        statement = keyset_page(
+            statement,
+            table.c.create_time,
+            table.c.id,
+            after=after,
+            limit=limit,
+            newest_first=True,
+        )
         return list((await self._session.execute(statement)).all())
 
     async def mark_read(self, user_id: uuid.UUID, notification_id: uuid.UUID) -> Any | None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -148,3 +150,28 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def keyset_page(
+    statement: sa.Select[Any],
+    time_column: sa.ColumnElement[datetime],
+    id_column: sa.ColumnElement[Any],
+    *,
+    after: tuple[datetime, Any] | None,
+    limit: int,
+    newest_first: bool,
+) -> sa.Select[Any]:
+    """`statement` narrowed to the page after `after` on (time, id), ordered and limited.
+
+    Keyset pagination (the cursor an AIP-158 page token carries): a page costs the same at
+    any depth, and rows inserted meanwhile neither repeat nor skip a row.
+    """
+    if after is not None:
+        key = sa.tuple_(time_column, id_column)
+        cursor = sa.tuple_(
+            sa.literal(after[0], time_column.type), sa.literal(after[1], id_column.type)
+        )
+        statement = statement.where(key < cursor if newest_first else key > cursor)
+    if newest_first:
+        return statement.order_by(time_column.desc(), id_column.desc()).limit(limit)
+    return statement.order_by(time_column, id_column).limit(limit)

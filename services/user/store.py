@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mesh.user.v1 import user_pb2
+from services.platform.db import keyset_page
 
 ROLE_NAMES: Final[dict[int, str]] = {user_pb2.ROLE_USER: "user", user_pb2.ROLE_ADMIN: "admin"}
 ROLES_BY_NAME: Final[dict[str, user_pb2.Role.ValueType]] = {
@@ -209,13 +210,12 @@ class UserRepository:
             statement = statement.where(users.c.role == role)
         if email_prefix:
             statement = statement.where(users.c.email.startswith(email_prefix, autoescape=True))
-        if after is not None:
-            statement = statement.where(
-                sa.tuple_(users.c.create_time, users.c.id)
-                > sa.tuple_(
-                    sa.literal(after[0], users.c.create_time.type),
-                    sa.literal(after[1], users.c.id.type),
-                )
-            )
-        statement = statement.order_by(users.c.create_time, users.c.id).limit(limit)
+        statement = keyset_page(
+            statement,
+            users.c.create_time,
+            users.c.id,
+            after=after,
+            limit=limit,
+            newest_first=False,
+        )
         return list((await self._session.execute(statement)).all())
