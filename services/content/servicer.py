@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mesh.content.v1 import content_service_pb2 as pb
 from mesh.content.v1 import content_service_pb2_grpc
 from services.platform.identity import bearer_token, current_caller, require_caller
+from services.platform.interceptors import Context
 
 from .service import ContentService
-
-Context = Any  # grpc.aio.ServicerContext
 
 
 def _credentials(context: Context) -> str | None:

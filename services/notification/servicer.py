@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from mesh.notification.v1 import notification_service_pb2 as pb
 from mesh.notification.v1 import notification_service_pb2_grpc
 from services.platform.identity import require_caller
+from services.platform.interceptors import Context
 
 from .service import NotificationService
-
-Context = Any  # grpc.aio.ServicerContext
 
 
 class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServicer):

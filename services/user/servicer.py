@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mesh.user.v1 import user_service_pb2 as pb
 from mesh.user.v1 import user_service_pb2_grpc
 from services.platform.identity import require_caller
+from services.platform.interceptors import Context
 
 from .service import UserService
-
-Context = Any  # grpc.aio.ServicerContext
 
 
 class UserServicer(user_service_pb2_grpc.UserServiceServicer):
