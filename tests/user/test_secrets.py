@@ -80,7 +80,7 @@ def _forms(secret: str) -> list[str]:
 
 async def test_no_plaintext_password_or_refresh_token_anywhere(
     users: RunningUsers,
-    user_auth_schema: str,
+    auth_schema: str,
     database_url: str,
     redis_url: str,
     captured_logs: _Capture,
@@ -154,7 +154,7 @@ async def test_no_plaintext_password_or_refresh_token_anywhere(
         "responses": "\n".join(f"{m} {m.SerializeToString().hex()}" for m in responses),
         "errors": "\n".join(errors),
         "logs": "\n".join(captured_logs.lines),
-        "database": _dump(database_url, [users.schema, user_auth_schema]),
+        "database": _dump(database_url, [users.schema, auth_schema]),
         "redis": "\n".join(
             [_hex(value) for value in cached]
             + [f"{fields!r} {[_hex(v) for v in fields.values()]}" for _, fields in stream if fields]
