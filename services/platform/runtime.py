@@ -38,7 +38,7 @@ class Runtime:
     database_url: str
     redis_url: str
     database: Database
-    telemetry: Telemetry
+    telemetry: Telemetry | None  # None for one-shot commands, which serve no RPC
     _closers: list[Hook] = field(default_factory=list)
 
     def redis(self, *, max_connections: int = 32) -> Redis:
@@ -83,15 +83,20 @@ class Runtime:
         for hook in reversed(self._closers):
             await hook()
         await self.database.dispose()
-        self.telemetry.shutdown()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
 
 
 async def start_runtime(
-    settings: Settings, schema: str, migrations: Path, *, pool_size: int = 5
+    settings: Settings, schema: str, migrations: Path, *, pool_size: int = 5, trace: bool = True
 ) -> Runtime:
-    """Logging, telemetry, URLs, migrations of `schema`, then a lazily connecting pool."""
+    """Logging, telemetry, URLs, migrations of `schema`, then a lazily connecting pool.
+
+    `trace=False` is for one-shot management commands (promote-admin): tracing instruments
+    gRPC, Redis and SQLAlchemy process-wide, which a command serving no RPC has no use for.
+    """
     configure_logging(settings.log_level, service_name=settings.service_name)
-    telemetry = setup_telemetry(settings)
+    telemetry = setup_telemetry(settings) if trace else None
     database_url, redis_url = settings.database_url, settings.redis_url
     if not database_url or not redis_url:
         embedded_database, embedded_redis = resolve_urls(data_dir=settings.data_dir)
@@ -101,7 +106,8 @@ async def start_runtime(
     database = Database.connect(
         database_url, pool_size=pool_size, application_name=settings.service_name
     )
-    instrument_sqlalchemy(database.engine)
+    if trace:
+        instrument_sqlalchemy(database.engine)
     return Runtime(settings, database_url, redis_url, database, telemetry)
 
 

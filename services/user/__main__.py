@@ -53,7 +53,7 @@ async def promote_admin(
 ) -> user_pb2.User:
     """Makes the live user with `email` an administrator (database, cache and credential)."""
     settings = UserSettings.from_env(env)
-    runtime = await start_runtime(settings.platform, schema, MIGRATIONS)
+    runtime = await start_runtime(settings.platform, schema, MIGRATIONS, trace=False)
     try:
         return await wire(runtime, settings, schema=schema).users.set_role_by_email(
             email, user_pb2.ROLE_ADMIN

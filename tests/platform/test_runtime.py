@@ -18,7 +18,7 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 async def test_runtime_migrates_serves_and_closes_in_reverse_order(
-    database_url: str, redis_url: str, unique_schema: str
+    database_url: str, redis_url: str, unique_schema: str, restores_instrumentation: None
 ) -> None:
     settings = make_settings(
         DATABASE_URL=database_url, REDIS_URL=redis_url, SHUTDOWN_GRACE_SECONDS="1"

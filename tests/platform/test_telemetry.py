@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
-from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,7 +31,7 @@ PARENT_SPAN_ID = "b7ad6b7169203331"
 
 
 @pytest.fixture
-def telemetry() -> Iterator[tuple[Telemetry, InMemorySpanExporter]]:
+def telemetry(restores_instrumentation: None) -> Iterator[tuple[Telemetry, InMemorySpanExporter]]:
     installed = setup_telemetry(make_settings())
     exporter = InMemorySpanExporter()
     installed.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -40,10 +39,6 @@ def telemetry() -> Iterator[tuple[Telemetry, InMemorySpanExporter]]:
         yield installed, exporter
     finally:
         exporter.shutdown()  # its processor stays registered but drops spans from now on
-        # Leave the libraries uninstrumented for the rest of the session, as they were.
-        GrpcAioInstrumentorServer().uninstrument()
-        GrpcAioInstrumentorClient().uninstrument()
-        RedisInstrumentor().uninstrument()
 
 
 def test_setup_is_idempotent(telemetry: tuple[Telemetry, InMemorySpanExporter]) -> None:
